@@ -1,0 +1,277 @@
+"""The typed schema of params.yaml: one place for every knob a stage reads.
+
+Every model forbids unknown keys and checks types strictly, so a typo such as
+``subset.sede: 42`` fails loudly instead of silently falling back to a default.
+Errors are reported as ``params.yaml: <dotted.key>: <what is wrong>``.
+
+Stages call :func:`load_params` and read only their own section; ``dvc.yaml``
+declares that same section under the stage's ``params:``, so DVC re-runs exactly
+the stages whose knobs changed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+LANG_RE = re.compile(r"^[a-z]{2,3}$")
+TIER_RE = re.compile(r"^[0-9]+k$")
+
+
+class ParamsError(ValueError):
+    """A params file that does not match the schema; the message names the key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# --------------------------------------------------------------------------- fetch
+
+
+class InstalledSource(Strict):
+    """Python files of distributions installed with the project (smoke scale).
+
+    Each file is verified against the sha256 in its wheel ``RECORD`` and the
+    distribution's version must equal the pin, so every machine reads the same bytes.
+    """
+
+    kind: Literal["installed"]
+    distributions: dict[str, str] = Field(min_length=1, description="distribution name -> pinned version")
+    limit: int | None = Field(default=None, gt=0, description="stop after this many accepted files")
+
+
+class HubSource(Strict):
+    """A Hugging Face dataset of source files streamed with ``datasets`` (paper scale).
+
+    ``content: s3`` hydrates each row's ``blob_id`` from the Software Heritage bucket
+    (The Stack v2); ``content: inline`` reads the row's own ``content`` column (v1).
+    """
+
+    kind: Literal["hub"]
+    dataset: str
+    config: str | None = None
+    data_dir: str | None = None
+    split: str = "train"
+    revision: str = Field(description="a pinned commit of the dataset repository, never 'main'")
+    content: Literal["inline", "s3"]
+    s3_bucket: str = "softwareheritage"
+    s3_prefix: str = "content/"
+    s3_endpoint_url: str | None = None
+    fetch_workers: int = Field(default=16, gt=0)
+    failed_fetch_mode: Literal["fixed", "original"] = Field(
+        default="fixed",
+        description="fixed: a failed S3 fetch is yielded as a fetch_failed record, so record_index stays the stream "
+        "position; original: it is dropped uncounted and later record indices drift, as stream_the_stack.py did",
+    )
+    limit: int | None = Field(default=None, gt=0)
+
+    @field_validator("revision")
+    @classmethod
+    def _pinned(cls, value: str) -> str:
+        if value in {"main", "master", ""}:
+            raise ValueError("pin a commit sha (or tag), not a moving branch")
+        return value
+
+
+Source = Annotated[Union[InstalledSource, HubSource], Field(discriminator="kind")]
+
+
+class NearDedup(Strict):
+    enabled: bool = True
+    num_perm: int = Field(default=128, gt=0)
+    threshold: float = Field(default=0.7, gt=0, le=1)
+    shingle_size: int = Field(default=5, gt=0)
+
+
+class Filters(Strict):
+    """The original's filter chain, in its order (data-pipeline.md section 1.4)."""
+
+    license_mode: Literal["fixed", "original"] = Field(
+        default="fixed",
+        description="fixed: every licence of a file must be allowed, empty lists fall through to the next field; "
+        "original: the first allowed entry wins (accepts ['GPL-3.0', 'MIT'] as MIT), as stream_the_stack.py did",
+    )
+    licenses: list[str] = Field(default=["Apache-2.0", "MIT", "BSD-2-Clause", "BSD-3-Clause", "ISC", "Unlicense"])
+    min_lines: int = Field(default=10, ge=0)
+    max_lines: int = Field(default=1000, gt=0)
+    min_stars: int | None = Field(default=21, description="null disables the stars filter (sources without stars)")
+    include_tests: bool = False
+    max_bytes: int | None = Field(default=None, gt=0, description="null: no byte cap, as the original")
+    near_dedup: NearDedup = NearDedup()
+
+
+class Fetch(Strict):
+    sources: dict[str, Source] = Field(min_length=1)
+    filters: Filters = Filters()
+
+    @field_validator("sources")
+    @classmethod
+    def _source_ids(cls, value: dict) -> dict:
+        for key in value:
+            if not RUN_ID_RE.match(key):
+                raise ValueError(f"source id {key!r} may hold only letters, digits, '-' and '_'")
+        return value
+
+
+# --------------------------------------------------------------------------- subset
+
+
+class Subset(Strict):
+    """The original's draw: sorted paths, random.Random(seed).sample, HF train_test_split."""
+
+    source: str = Field(description="the fetch source whose pool is sampled")
+    seed: int = 42
+    test_size: float = Field(default=0.1, gt=0, lt=1)
+    tiers: dict[str, int] = Field(min_length=1, description="tier name (the run ids' size label) -> number of files")
+
+    @field_validator("tiers")
+    @classmethod
+    def _tier_names(cls, value: dict) -> dict:
+        for key, size in value.items():
+            if not TIER_RE.match(key):
+                raise ValueError(f"tier {key!r} must look like '5k'")
+            if size <= 1:
+                raise ValueError(f"tier {key!r} needs at least 2 files, got {size}")
+        return value
+
+
+# --------------------------------------------------------------------------- transpile
+
+
+class Transpile(Strict):
+    packs: str = Field(description="folder of language packs under stages/lib/langpacks/, e.g. phase3")
+    langs: list[str] = Field(min_length=1)
+    tiers: list[str] = Field(min_length=1)
+    scope: Literal["aware", "unaware"] = Field(
+        default="aware",
+        description="aware: builtins translated only where they name the builtin, user names that collide with a "
+        "target word escaped; unaware: every name token equal to a pack key translated, as Legesher's token backend",
+    )
+    min_bytes: int = Field(default=10, ge=0)
+    max_bytes: int = Field(default=1_048_576, gt=0)
+    verify_roundtrip: bool = True
+
+    @field_validator("langs")
+    @classmethod
+    def _langs(cls, value: list) -> list:
+        for lang in value:
+            if not LANG_RE.match(lang):
+                raise ValueError(f"language {lang!r} must be an ISO 639 code such as 'zh'")
+        return value
+
+
+# --------------------------------------------------------------------------- the run grid
+
+
+class GridEntry(Strict):
+    """One block of the study's design: a condition over languages, size tiers and seeds."""
+
+    condition: int = Field(ge=0)
+    langs: list[str] = Field(min_length=1)
+    tiers: list[str] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    run_name: str = Field(description="run id template with {lang}, {tier} and {seed}")
+    dataset: str = Field(description="training dataset name template with {lang} and {tier}")
+
+
+class Run(Strict):
+    condition: int
+    data_lang: str
+    tier: str
+    seed: int
+    dataset: str
+
+
+def expand_grid(grid: list[GridEntry]) -> dict[str, Run]:
+    """The run grid as the study ran it, keyed by the published adapter names."""
+    runs: dict[str, Run] = {}
+    for entry in grid:
+        for lang in entry.langs:
+            for tier in entry.tiers:
+                for seed in entry.seeds:
+                    fields = {"lang": lang, "tier": tier, "seed": seed}
+                    run_id = entry.run_name.format(**fields)
+                    if run_id in runs:
+                        raise ValueError(f"grid: run id {run_id!r} is produced twice")
+                    runs[run_id] = Run(
+                        condition=entry.condition,
+                        data_lang=lang,
+                        tier=tier,
+                        seed=seed,
+                        dataset=entry.dataset.format(**fields),
+                    )
+    return runs
+
+
+# --------------------------------------------------------------------------- the whole file
+
+
+class Params(Strict):
+    scale: Literal["smoke", "paper"]
+    phase: Literal["phase3", "phase2"]
+    fetch: Fetch
+    subset: Subset
+    transpile: Transpile
+    grid: list[GridEntry] = Field(min_length=1)
+    runs: dict[str, Run] = Field(min_length=1)
+
+    @field_validator("runs")
+    @classmethod
+    def _run_ids(cls, value: dict) -> dict:
+        for key in value:
+            if not RUN_ID_RE.match(key):
+                raise ValueError(f"run id {key!r} may hold only letters, digits, '-' and '_' (no '.' or '@')")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Params":
+        if self.subset.source not in self.fetch.sources:
+            raise ValueError(f"subset.source {self.subset.source!r} is not one of fetch.sources")
+        for tier in self.transpile.tiers:
+            if tier not in self.subset.tiers:
+                raise ValueError(f"transpile.tiers: {tier!r} is not one of subset.tiers")
+        expected = expand_grid(self.grid)
+        if set(expected) != set(self.runs) or any(expected[k] != self.runs[k] for k in expected):
+            missing = sorted(set(expected) - set(self.runs))
+            extra = sorted(set(self.runs) - set(expected))
+            raise ValueError(
+                "runs does not match grid (missing %s, extra %s); regenerate it with "
+                "`python -m stages.configure`" % (missing or "none", extra or "none")
+            )
+        return self
+
+
+def _format_errors(path: Path, error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"] if not str(part).startswith("function-"))
+        # discriminated unions add the tag ('installed'/'hub') to the location: drop it for readability
+        lines.append(f"{path}: {key or '<top>'}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_params(data: object, path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: the top level must be a mapping of sections")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as error:
+        raise ParamsError(_format_errors(path, error)) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such params file") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path}: not valid YAML: {error}") from None
+    return parse_params(data, path)

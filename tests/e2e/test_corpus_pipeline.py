@@ -1,0 +1,63 @@
+"""fetch -> subset -> transpile with real `dvc repro`, twice, in two clean clones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.lib.tables import read_rows, split_path
+
+from .conftest import dvc, git
+
+pytestmark = pytest.mark.e2e
+
+CORPUS_STAGES = ("fetch", "subset", "transpile")
+
+
+def lock_outputs(repo: Path) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {
+        out["path"]: out["md5"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+    }
+
+
+def test_repro_rebuilds_identically_and_then_does_nothing(tmp_path, project):
+    dvc("repro", *CORPUS_STAGES, cwd=project)
+
+    # every condition-2 row is a condition-1 row of the same split, idx and file
+    en = read_rows(split_path(project / "data/condition-1-en-5k", "train"))
+    zh = read_rows(split_path(project / "data/condition-2-zh-5k", "train"))
+    by_idx = {row["idx"]: row for row in en}
+    assert zh and all(by_idx[r["idx"]]["file_path"] == r["file_path"] for r in zh)
+    assert all(by_idx[r["idx"]]["code"] == r["code_en"] != r["code"] for r in zh)
+    stats = json.loads((project / "metrics/data/fetch-code.json").read_text())["fetch"]["code"]
+    assert stats["accepted"] > 0 and stats["failed_license"] > 0  # tqdm's MPL licence is refused
+
+    again = dvc("repro", *CORPUS_STAGES, cwd=project)
+    assert "Running stage" not in again.stdout
+    status = dvc("status", "--json", cwd=project)
+    assert json.loads(status.stdout) == {}
+
+    # a second clean clone rebuilds every output with the same hash
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(project), str(clone), cwd=tmp_path)
+    dvc("repro", *CORPUS_STAGES, cwd=clone)
+    first, second = lock_outputs(project), lock_outputs(clone)
+    assert first and first == second
+    for metric in sorted((project / "metrics/data").glob("*.json")):
+        assert metric.read_bytes() == (clone / "metrics/data" / metric.name).read_bytes()
+
+    # a params edit makes exactly its dependent stages stale
+    params = (project / "params.yaml").read_text()
+    (project / "params.yaml").write_text(params.replace("scope: aware", "scope: unaware"))
+    stale = json.loads(dvc("status", "--json", cwd=project).stdout)
+    assert sorted(stale) == sorted(s for s in lock_stage_names(project) if s.startswith("transpile@"))
+
+
+def lock_stage_names(repo: Path) -> list[str]:
+    return list(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])

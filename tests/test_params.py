@@ -1,0 +1,102 @@
+"""The params schema: strict, named errors, the grid as data."""
+
+import copy
+
+import pytest
+import yaml
+
+from stages.configure import render
+from stages.lib.params import ParamsError, expand_grid, load_params, parse_params
+
+
+@pytest.fixture
+def data():
+    return render("smoke", "phase3")
+
+
+def error_of(data) -> str:
+    with pytest.raises(ParamsError) as caught:
+        parse_params(data)
+    return str(caught.value)
+
+
+def test_committed_params_load(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    assert params.scale == "smoke" and params.phase == "phase3"
+    assert params.subset.tiers["5k"] < params.subset.tiers["20k"]
+
+
+def test_unknown_key_is_named(data):
+    data["subset"]["sede"] = 42
+    message = error_of(data)
+    assert "params.yaml: subset.sede:" in message and "Extra inputs" in message
+
+
+def test_wrong_type_is_named(data):
+    data["subset"]["seed"] = "42"
+    assert "subset.seed:" in error_of(data)
+
+
+def test_nested_unknown_key_in_a_source_is_named(data):
+    data["fetch"]["sources"]["code"]["distribution"] = {}
+    assert "fetch.sources.code.installed.distribution" in error_of(data)
+
+
+def test_empty_grid_rejected(data):
+    data["grid"] = []
+    assert "grid:" in error_of(data)
+
+
+@pytest.mark.parametrize("bad_id", ["condition-1-en-5k.seed42", "condition-1@5k"])
+def test_run_id_with_dot_or_at_rejected(data, bad_id):
+    data["runs"][bad_id] = next(iter(data["runs"].values()))
+    message = error_of(data)
+    assert bad_id in message
+
+
+def test_runs_must_match_grid(data):
+    data["runs"].pop("condition-1-en-5k-seed42")
+    message = error_of(data)
+    assert "condition-1-en-5k-seed42" in message and "stages.configure" in message
+
+
+def test_grid_expands_to_the_published_adapter_names(data):
+    runs = parse_params(data).runs
+    assert len(runs) == 20  # 3 + 1 + 9 + 3 + 1 + 3
+    assert runs["condition-2-zh-5k-seed123"].seed == 123
+    assert runs["condition-3-zh-5k-native-code-seed42"].dataset == "condition-3-zh-5k"
+    assert "condition-5-ur-5k-c4ai-aya-expanse-32b-seed42" in runs
+    assert not any(r.tier == "20k" and r.seed != 42 for r in runs.values())
+
+
+def test_duplicate_run_in_grid_rejected(data):
+    entry = copy.deepcopy(data["grid"][0])
+    data["grid"].append(entry)
+    assert "produced twice" in error_of(data)
+
+
+def test_unpinned_revision_rejected(data):
+    data["fetch"]["sources"]["code"] = {
+        "kind": "hub", "dataset": "bigcode/the-stack-v2-dedup", "revision": "main", "content": "s3"
+    }
+    assert "fetch.sources.code.hub.revision" in error_of(data)
+
+
+def test_transpile_tier_must_exist(data):
+    data["transpile"]["tiers"] = ["7k"]
+    assert "transpile.tiers" in error_of(data)
+
+
+def test_not_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("fetch: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(ParamsError, match="no such params file"):
+        load_params(tmp_path / "absent.yaml")
+
+
+def test_expand_grid_is_deterministic(data):
+    params = parse_params(data)
+    assert list(expand_grid(params.grid)) == list(params.runs)
+    assert yaml.safe_dump(data) == yaml.safe_dump(render("smoke", "phase3"))
