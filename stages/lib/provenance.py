@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import platform
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -44,7 +44,8 @@ def content_provenance(stage: str, params: Any, extra: dict | None = None, packa
     record = {
         "stage": stage,
         "params": params,
-        "python": platform.python_version(),
+        # major.minor only: the tokenizer and ast change between minors, not patches
+        "python": "%d.%d" % sys.version_info[:2],
         "packages": package_versions(packages),
     }
     if extra:
