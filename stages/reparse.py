@@ -1,0 +1,402 @@
+"""reparse: re-score stored raw outputs with the refined extractors (the paper's numbers).
+
+    python -m stages.reparse RESULTS.json...                 # writes each sibling _summary_reparsed_
+    python -m stages.reparse --jobs 2 --stamp-time FILE...   # 2 processes; reparsed_at as the original
+    python -m stages.reparse --extract sib200 --extractor strict < outputs.jsonl
+
+Reads ``{condition}_seed{N}[_smokeN]_results_{template}.json`` in the published schema of
+``legesher/language-decoded-experiments`` (cells ``template1_xnli_data=zh_instr=en`` holding rows
+with ``raw_output``, ``pred``, ``gold``, ``correct``) and writes, beside each, its
+``..._summary_reparsed_{template}.json`` (evaluation-protocol.md §2): per cell ``_acc``,
+``_count`` and ``_correct``, the parse-failure rates, and ``reparse_metadata`` with the
+extractor versions, the sha256 of ``stages/lib/extractors.py``, the repository's git HEAD and
+every cell whose accuracy or failure rate moved by more than 1e-9 against the ``summary``
+embedded in the results file. There is no re-inference: only ``raw_output`` and ``gold`` are read.
+
+Differences from ``reparse_results.py``, on purpose:
+
+- no wall-clock time by default, so two runs write identical bytes: ``reparsed_at`` is ``null``
+  (the key stays, so readers of the published schema still find it); ``--stamp-time`` writes the
+  UTC ISO-8601 time as the original did;
+- ``repo_head_commit`` ties the output to a commit, as published; ``--no-repo-head`` leaves it
+  out for outputs that must not change when only an unrelated commit does;
+- bad input stops that file with a message naming the file, cell and row (the original skipped
+  empty or odd cells silently); the other files still run, and outputs are written atomically;
+- ``extractors_applied`` lists the benchmarks present in the file (all four in a full file, as
+  published) and ``extractor_provenance`` adds ``extractor`` and ``extractor_versions``.
+
+Kept as the original: keys and key order, ``json.dumps(indent=2, ensure_ascii=False)`` without a
+final newline, ``old_acc``/``old_fail`` written as ``null`` when the results file lacks them
+(their delta counts them as 0), and unrounded floats.
+
+``--extract`` reads one JSON-encoded raw output per line on stdin and writes one JSON value per
+line (the label, or ``null``), for checking a single answer by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence, TextIO
+
+from stages.lib import extractors
+from stages.lib.provenance import code_provenance
+
+DEFAULT_EXTRACTOR = "refined"
+DELTA_EPSILON = 1e-9  # a cell is "changed" when |Δacc| or |Δfail| exceeds this
+PHASE3_BENCHMARKS = ("xnli", "csqa", "sib200", "belebele")
+SUMMARY_KEYS = ("summary", "parse_failure_rates")
+
+CELL_KEY = re.compile(r"^(template\d+)_(xnli|csqa|sib200|belebele)_data=([a-z]{2})_instr=([a-z]{2})$")
+RESULTS_NAME = re.compile(r"^(?P<stem>.+)_results_(?P<template>template\d+|all)\.json$")
+
+
+class ReparseError(ValueError):
+    """Bad input; the message says where (file, cell, row)."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    key: str
+    template: str
+    benchmark: str
+    data_lang: str
+    instr_lang: str
+
+
+@dataclass(frozen=True)
+class CellScore:
+    n: int
+    correct: int
+    failures: int
+
+    @property
+    def acc(self) -> float:
+        return self.correct / self.n
+
+    @property
+    def fail(self) -> float:
+        return self.failures / self.n
+
+
+def parse_cell_key(key: str) -> Cell:
+    match = CELL_KEY.match(key)
+    if not match:
+        raise ReparseError(f"unknown cell key {key!r} (expected template<N>_<xnli|csqa|sib200|belebele>_data=<ll>_instr=<ll>)")
+    return Cell(key, *match.groups())
+
+
+def reparsed_path(results_path: Path | str) -> Path:
+    """``X_results_template1.json`` -> ``X_summary_reparsed_template1.json``, same folder."""
+    results_path = Path(results_path)
+    match = RESULTS_NAME.match(results_path.name)
+    if not match:
+        raise ReparseError("not a results file: the name must end in _results_<template>.json")
+    return results_path.with_name(f"{match['stem']}_summary_reparsed_{match['template']}.json")
+
+
+def score_cell(cell: Cell, rows: Any, extractor: extractors.Extractor) -> CellScore:
+    """Counts of one cell; a None prediction is a failure and wrong, as in the original."""
+    if not isinstance(rows, list):
+        raise ReparseError(f"cell {cell.key!r}: expected a list of rows, got {type(rows).__name__}")
+    if not rows:
+        raise ReparseError(f"cell {cell.key!r}: no rows")
+    memo: dict[str, str | None] = {}  # raw outputs repeat a lot; the extractors are pure
+    correct = failures = 0
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ReparseError(f"cell {cell.key!r} row {index}: expected an object, got {type(row).__name__}")
+        for field in ("raw_output", "gold"):
+            if field not in row:
+                raise ReparseError(f"cell {cell.key!r} row {index}: missing {field!r}")
+        raw = row["raw_output"]
+        if not isinstance(raw, str):
+            raise ReparseError(f"cell {cell.key!r} row {index}: raw_output is {type(raw).__name__}, not a string")
+        if raw in memo:
+            pred = memo[raw]
+        else:
+            pred = memo[raw] = extractor(raw)
+        if pred is None:
+            failures += 1
+        elif pred == row["gold"]:
+            correct += 1
+    return CellScore(len(rows), correct, failures)
+
+
+def extractor_provenance(extractor_name: str, benchmarks: Iterable[str], repo_head: str | None) -> dict:
+    record = {
+        "source_path": Path(extractors.__file__).name,  # basename: no machine path in outputs
+        "content_sha256": extractors.source_sha256(),
+        "extractor": extractor_name,
+        "extractor_versions": {b: extractors.get_extractor(extractor_name, b).version for b in benchmarks},
+    }
+    if repo_head:
+        record["repo_head_commit"] = repo_head
+    return record
+
+
+def reparse_results(
+    results: Any,
+    source_name: str,
+    *,
+    extractor_name: str = DEFAULT_EXTRACTOR,
+    reparsed_at: str | None = None,
+    repo_head: str | None = None,
+) -> dict:
+    """The ``_summary_reparsed_`` body for one parsed ``_results_`` file.
+
+    Pure: the time and the commit come in as arguments, so equal inputs give equal outputs.
+    Raises :class:`ReparseError` naming ``source_name`` and the cell/row at fault.
+    """
+    try:
+        return _reparse(results, source_name, extractor_name, reparsed_at, repo_head)
+    except ReparseError as error:
+        raise ReparseError(f"{source_name}: {error}") from None
+
+
+def _reparse(results: Any, source_name: str, extractor_name: str, reparsed_at: str | None, repo_head: str | None) -> dict:
+    if not isinstance(results, dict):
+        raise ReparseError(f"expected a JSON object at the top level, got {type(results).__name__}")
+    old_summary = _mapping(results, "summary")
+    old_fail_rates = _mapping(results, "parse_failure_rates")
+
+    summary: dict[str, float | int] = {}
+    fail_rates: dict[str, float] = {}
+    deltas: dict[str, dict] = {}
+    benchmarks: set[str] = set()
+    for key, rows in results.items():
+        if key in SUMMARY_KEYS:
+            continue
+        cell = parse_cell_key(key)
+        try:
+            extractor = extractors.get_extractor(extractor_name, cell.benchmark)
+        except KeyError as error:
+            raise ReparseError(f"cell {key!r}: {error.args[0]}") from None
+        score = score_cell(cell, rows, extractor)
+        benchmarks.add(cell.benchmark)
+        summary[f"{key}_acc"] = score.acc
+        summary[f"{key}_count"] = score.n
+        summary[f"{key}_correct"] = score.correct
+        fail_rates[key] = score.fail
+        old_acc = _old_value(old_summary, f"{key}_acc", "summary")
+        old_fail = _old_value(old_fail_rates, key, "parse_failure_rates")
+        delta = cell_delta(old_acc, score.acc, old_fail, score.fail)
+        if delta is not None:
+            deltas[key] = delta
+
+    return {
+        "summary": summary,
+        "parse_failure_rates": fail_rates,
+        "reparse_metadata": {
+            "reparsed_at": reparsed_at,
+            "original_results_filename": source_name,
+            "extractors_applied": sorted(benchmarks),
+            "extractor_provenance": extractor_provenance(extractor_name, sorted(benchmarks), repo_head),
+            "cells_changed": len(deltas),
+            "delta_per_cell": deltas,
+        },
+    }
+
+
+def _mapping(results: dict, key: str) -> dict:
+    value = results.get(key, {})
+    if not isinstance(value, dict):
+        raise ReparseError(f"{key!r} must be an object, got {type(value).__name__}")
+    return value
+
+
+def _old_value(mapping: dict, key: str, where: str) -> float | None:
+    value = mapping.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ReparseError(f"{where}[{key!r}] is {value!r}, not a number")
+    return value
+
+
+def cell_delta(old_acc: float | None, new_acc: float, old_fail: float | None, new_fail: float) -> dict | None:
+    """The ``delta_per_cell`` entry, or None when neither moved by more than 1e-9.
+
+    A missing old value counts as 0 in the delta but is written as null, as the original did.
+    """
+    delta_acc = new_acc - (old_acc or 0)
+    delta_fail = new_fail - (old_fail or 0)
+    if abs(delta_acc) <= DELTA_EPSILON and abs(delta_fail) <= DELTA_EPSILON:
+        return None
+    return {
+        "old_acc": old_acc,
+        "new_acc": new_acc,
+        "delta_acc": delta_acc,
+        "old_fail": old_fail,
+        "new_fail": new_fail,
+        "delta_fail": delta_fail,
+    }
+
+
+def dumps(body: dict) -> str:
+    """The published layout: two-space indent, UTF-8 as is, keys in insertion order, no final newline."""
+    return json.dumps(body, indent=2, ensure_ascii=False)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a sibling temp file, then rename: a reader never sees half a summary."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_results(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ReparseError(f"malformed or truncated JSON: {error.msg} at line {error.lineno} column {error.colno}") from None
+    except UnicodeDecodeError as error:
+        raise ReparseError(f"not UTF-8: {error.reason} at byte {error.start}") from None
+    except OSError as error:
+        raise ReparseError(f"cannot read: {error.strerror or error}") from None
+
+
+def repo_head_commit() -> str | None:
+    """The git HEAD of the checkout holding the extractor source, or None outside git."""
+    return code_provenance(Path(extractors.__file__).resolve().parent)["git_sha"]
+
+
+def reparse_file(
+    path: Path | str,
+    *,
+    extractor_name: str = DEFAULT_EXTRACTOR,
+    stamp_time: bool = False,
+    repo_head: str | None = None,
+) -> tuple[Path, dict]:
+    """Reparse one results file and write its sibling; returns (output path, body)."""
+    path = Path(path)
+    try:
+        out = reparsed_path(path)
+        body = _reparse(load_results(path), path.name, extractor_name, _now() if stamp_time else None, repo_head)
+    except ReparseError as error:
+        raise ReparseError(f"{path}: {error}") from None
+    write_atomic(out, dumps(body))
+    return out, body
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def _reparse_one(path: str, extractor_name: str, stamp_time: bool, repo_head: str | None) -> tuple[str, str | None, int, int]:
+    """A worker's task: (path, error or None, cells, cells changed). Never raises for bad input."""
+    try:
+        _, body = reparse_file(path, extractor_name=extractor_name, stamp_time=stamp_time, repo_head=repo_head)
+    except ReparseError as error:
+        return path, str(error), 0, 0
+    except OSError as error:  # the output folder is not writable, the disk is full...
+        return path, f"{path}: cannot write the reparsed summary: {error}", 0, 0
+    except Exception as error:  # noqa: BLE001 - one file's surprise must not stop the others
+        return path, f"{path}: unexpected {type(error).__name__}: {error}", 0, 0
+    meta = body["reparse_metadata"]
+    return path, None, len(body["parse_failure_rates"]), meta["cells_changed"]
+
+
+def reparse_files(
+    paths: Sequence[Path | str],
+    *,
+    jobs: int | None = None,
+    extractor_name: str = DEFAULT_EXTRACTOR,
+    stamp_time: bool = False,
+    repo_head: str | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Reparse every file, one process per core; returns how many failed (each already reported)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
+    tasks = [(str(p), extractor_name, stamp_time, repo_head) for p in paths]
+    if jobs == 1:
+        outcomes = (_reparse_one(*task) for task in tasks)
+        return _report(outcomes, out, err)
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return _report(pool.map(_reparse_one, *zip(*tasks)), out, err)
+
+
+def _report(outcomes: Iterable[tuple[str, str | None, int, int]], out: TextIO, err: TextIO) -> int:
+    failed = 0
+    for path, error, cells, changed in outcomes:
+        if error:
+            failed += 1
+            print(f"reparse: error: {error}", file=err, flush=True)
+        else:
+            print(f"{reparsed_path(path)}: {cells} cells, {changed} changed", file=out, flush=True)
+    return failed
+
+
+def extract_stream(benchmark: str, extractor_name: str, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """One JSON string per input line -> one JSON label (or null) per output line."""
+    extractor = extractors.get_extractor(extractor_name, benchmark)
+    for number, line in enumerate(stdin, start=1):
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            print(f"reparse: error: stdin line {number}: not JSON ({error.msg})", file=stderr)
+            return 1
+        if not isinstance(raw, str):
+            print(f"reparse: error: stdin line {number}: expected a JSON string, got {type(raw).__name__}", file=stderr)
+            return 1
+        stdout.write(json.dumps(extractor(raw), ensure_ascii=False) + "\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stages.reparse",
+        description="Re-score _results_ files with the refined extractors, or extract labels from stdin.",
+    )
+    parser.add_argument("files", nargs="*", type=Path, help="..._results_<template>.json files")
+    parser.add_argument("--extract", choices=extractors.BENCHMARKS, help="read JSON strings on stdin, write labels")
+    parser.add_argument(
+        "--extractor",
+        choices=extractors.EXTRACTOR_NAMES,
+        default=None,
+        help=f"with --extract: which extractor (default {DEFAULT_EXTRACTOR}); files are always scored with {DEFAULT_EXTRACTOR}",
+    )
+    parser.add_argument("--jobs", type=int, default=None, help="processes (default: one per core, at most one per file)")
+    parser.add_argument("--stamp-time", action="store_true", help="write reparsed_at (UTC ISO-8601); outputs then differ per run")
+    parser.add_argument("--no-repo-head", action="store_true", help="leave repo_head_commit out of the provenance")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.extract:
+        if args.files:
+            parser.error("--extract reads stdin; give no files with it")
+        name = args.extractor or DEFAULT_EXTRACTOR
+        try:
+            extractors.get_extractor(name, args.extract)
+        except KeyError as error:
+            parser.error(error.args[0])
+        for stream in (sys.stdin, sys.stdout):  # raw outputs are UTF-8 whatever the locale
+            if hasattr(stream, "reconfigure"):
+                stream.reconfigure(encoding="utf-8")
+        return extract_stream(args.extract, name, sys.stdin, sys.stdout, sys.stderr)
+    if not args.files:
+        parser.error("give one or more _results_ files, or --extract BENCHMARK")
+    if args.extractor not in (None, DEFAULT_EXTRACTOR):
+        parser.error(f"files are scored with the {DEFAULT_EXTRACTOR} extractor (the published _summary_reparsed_); "
+                     "use reparse_results(..., extractor_name=...) for another")
+    repo_head = None if args.no_repo_head else repo_head_commit()
+    failed = reparse_files(args.files, jobs=args.jobs, stamp_time=args.stamp_time, repo_head=repo_head)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
