@@ -28,6 +28,12 @@ from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_rows, split_path, w
 from stages.lib.transpiler import LanguagePack, TranspileError, load_pack, reverse, transpile, transpile_batch
 
 
+# every counter of the metrics file, present even when zero, so that `dvc metrics diff`
+# between phases lines the same keys up
+COUNTERS = ("ok", "too_small", "too_large", "binary", "syntax_error", "parse_error", "roundtrip_mismatch",
+            "internal_error", "roundtrip_inexact_kept", "translated_tokens")
+
+
 def gate(code: str, cfg: Transpile) -> str | None:
     """The pre-translation checks of batch_transpile.py; the reason a file is skipped, or None."""
     size = len(code.encode("utf-8"))
@@ -41,7 +47,7 @@ def gate(code: str, cfg: Transpile) -> str | None:
 
 
 def transpile_split(rows: list[dict], pack: LanguagePack, cfg: Transpile, workers: int) -> tuple[list[dict], list[dict], Counter]:
-    reasons: Counter = Counter()
+    reasons: Counter = Counter({name: 0 for name in COUNTERS})
     candidates = []
     ledger = []
     for row in rows:
