@@ -166,6 +166,98 @@ class Transpile(Strict):
         return value
 
 
+# --------------------------------------------------------------------------- translate
+
+
+class Sampling(Strict):
+    """Sampling params sent with every call; part of the response cache key."""
+
+    temperature: float = Field(default=0.3, ge=0)
+    p: float | None = Field(default=None, gt=0, le=1, description="nucleus sampling (top_p); null: the server's default")
+    max_tokens: int = Field(default=4096, gt=0)
+    seed: int | None = Field(default=42, description="sent to servers that honour it; the cache is what makes reruns exact")
+
+
+class Translate(Strict):
+    """Condition 5: the condition-2 files with identifiers, comments, docstrings and strings translated."""
+
+    backend: Literal["offline", "cohere", "openai"] = Field(
+        description="offline: the project's glossaries (crude, labelled offline-glossary); cohere: the Cohere SDK, key "
+        "from COHERE_API_KEY; openai: any OpenAI-compatible server (vllm, SGLang) at base_url, key from OPENAI_API_KEY"
+    )
+    model: str = Field(description="the model name sent to the backend (offline: the glossary label)")
+    base_url: str | None = Field(default=None, description="null: the SDK's default endpoint")
+    sampling: Sampling = Sampling()
+    lead_lang: str = Field(description="translated first, on every row (dvc.yaml: translate-lead)")
+    langs: list[str] = Field(description="translated after lead_lang (dvc.yaml: translate)")
+    tiers: list[str] = Field(min_length=1)
+    allowlist_from: str | None = Field(
+        default=None,
+        description="null: every language attempts every row; a language (the lead): the others attempt only the idx "
+        "whose translation into it shipped, as the original's --idx-allowlist",
+    )
+    attempts: int = Field(default=2, ge=1, description="requests per chunk until its answer is usable (the original: 2)")
+    keep_invalid: bool = Field(
+        default=False,
+        description="false: a file whose translation fails the AST/skeleton check is left out; true: it ships, "
+        "marked in the ledger, as the original shipped its ~20% AST failures",
+    )
+    chunk_chars: int = Field(default=6000, gt=0, description="segment characters per request, at most")
+    chunk_segments: int = Field(default=60, gt=0, description="segments per request, at most")
+    min_call_gap_s: float = Field(default=0.0, ge=0, description="pacing: least time between the starts of two calls")
+    concurrency: int = Field(default=1, gt=0, description="files in flight; the output does not depend on it")
+    timeout_s: float = Field(default=180.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, description="retries of one call on 429, 5xx, timeouts, connection errors")
+    backoff_s: float = Field(default=2.0, ge=0, description="first retry delay, doubled per retry")
+    max_backoff_s: float = Field(default=60.0, ge=0)
+
+    @field_validator("langs")
+    @classmethod
+    def _langs(cls, value: list) -> list:
+        for lang in value:
+            if not LANG_RE.match(lang):
+                raise ValueError(f"language {lang!r} must be an ISO 639 code such as 'zh'")
+        return value
+
+    @model_validator(mode="after")
+    def _lead(self) -> "Translate":
+        if not LANG_RE.match(self.lead_lang):
+            raise ValueError(f"lead_lang: {self.lead_lang!r} must be an ISO 639 code such as 'ur'")
+        if self.lead_lang in self.langs:
+            raise ValueError(f"langs: {self.lead_lang!r} is the lead_lang; list only the languages translated after it")
+        if self.allowlist_from not in (None, self.lead_lang):
+            raise ValueError(f"allowlist_from: {self.allowlist_from!r} must be null or the lead_lang {self.lead_lang!r}")
+        return self
+
+    def all_langs(self) -> list[str]:
+        return [self.lead_lang, *self.langs]
+
+
+# --------------------------------------------------------------------------- condition 3
+
+
+class Published(Strict):
+    dataset: str
+    config: str
+    revision: str
+
+
+class Native(Strict):
+    """Condition 3. ``blend`` (smoke) rebuilds the original's blend from fetched native files
+    and a transpiled fill; ``import`` (paper) reads the published corpus, a fixed artefact.
+    The blend's inputs stay declared in import mode too, so dvc.yaml reads the same."""
+
+    mode: Literal["blend", "import"]
+    lang: str
+    tier: str
+    seed: int = 42
+    test_size: float = Field(default=0.1, gt=0, lt=1)
+    source: str = Field(description="blend: the fetch source of native-language code")
+    fill_from: str = Field(description="blend: the condition-2 dataset folder under data/ that supplies the fill")
+    exclude_from: str = Field(description="blend: the dataset folder whose files the fill must not reuse")
+    published: Published
+
+
 # --------------------------------------------------------------------------- the run grid
 
 
@@ -218,6 +310,8 @@ class Params(Strict):
     fetch: Fetch
     subset: Subset
     transpile: Transpile
+    translate: Translate
+    native: Native
     grid: list[GridEntry] = Field(min_length=1)
     runs: dict[str, Run] = Field(min_length=1)
 
@@ -236,6 +330,16 @@ class Params(Strict):
         for tier in self.transpile.tiers:
             if tier not in self.subset.tiers:
                 raise ValueError(f"transpile.tiers: {tier!r} is not one of subset.tiers")
+        for lang in self.translate.all_langs():
+            if lang not in self.transpile.langs:
+                raise ValueError(f"translate: language {lang!r} is not one of transpile.langs")
+        for tier in self.translate.tiers:
+            if tier not in self.transpile.tiers:
+                raise ValueError(f"translate.tiers: {tier!r} is not one of transpile.tiers")
+        if self.native.tier not in self.subset.tiers:
+            raise ValueError(f"native.tier: {self.native.tier!r} is not one of subset.tiers")
+        if self.native.source not in self.fetch.sources:
+            raise ValueError(f"native.source {self.native.source!r} is not one of fetch.sources")
         expected = expand_grid(self.grid)
         if set(expected) != set(self.runs) or any(expected[k] != self.runs[k] for k in expected):
             missing = sorted(set(expected) - set(self.runs))

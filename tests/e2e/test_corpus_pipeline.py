@@ -14,7 +14,7 @@ from .conftest import dvc, git
 
 pytestmark = pytest.mark.e2e
 
-CORPUS_STAGES = ("fetch", "subset", "transpile")
+CORPUS_STAGES = ("fetch", "subset", "transpile", "native")
 
 
 def lock_outputs(repo: Path) -> dict[str, str]:
