@@ -80,6 +80,7 @@ def render(scale: str = "smoke", phase: str = "phase3", profiles: Path = PROFILE
     except ValueError as error:
         raise ParamsError(str(error)) from None
     data["runs"] = {run_id: run.model_dump() for run_id, run in runs.items()}
+    data.setdefault("package", {})["datasets"] = sorted({run.dataset for run in runs.values()})
     # validated before anything is written, and written fully resolved: every default is
     # spelled out, so params.yaml alone (not the schema's code) decides what stages do
     return parse_params(data, f"profiles {phase}-{scale}").model_dump(mode="json")

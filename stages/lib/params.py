@@ -258,6 +258,30 @@ class Native(Strict):
     published: Published
 
 
+# --------------------------------------------------------------------------- the base model and the packaged datasets
+
+
+class Base(Strict):
+    """The base model. ``tiny`` (smoke): a tiny model of the base model's architecture built
+    from ``config`` with ``seed``, and a tokenizer trained on ``tokenizer_datasets``, saved
+    with save_pretrained under models/base/. ``hub`` (paper): ``repo`` at ``revision`` from
+    the Hugging Face cache, never a DVC output."""
+
+    kind: Literal["tiny", "hub"]
+    repo: str
+    revision: str
+    seed: int = 0
+    vocab_size: int = Field(default=4096, gt=256)
+    config: dict[str, int] = Field(default_factory=dict, description="Cohere2Config overrides for the tiny model")
+    tokenizer_datasets: list[str] = Field(default_factory=list)
+
+
+class Package(Strict):
+    """The training datasets: every dataset a run trains on, with token_count and a card."""
+
+    datasets: list[str] = Field(min_length=1, description="generated from runs by stages.configure")
+
+
 # --------------------------------------------------------------------------- the run grid
 
 
@@ -312,6 +336,8 @@ class Params(Strict):
     transpile: Transpile
     translate: Translate
     native: Native
+    base: Base
+    package: Package
     grid: list[GridEntry] = Field(min_length=1)
     runs: dict[str, Run] = Field(min_length=1)
 
@@ -340,6 +366,11 @@ class Params(Strict):
             raise ValueError(f"native.tier: {self.native.tier!r} is not one of subset.tiers")
         if self.native.source not in self.fetch.sources:
             raise ValueError(f"native.source {self.native.source!r} is not one of fetch.sources")
+        wanted = sorted({run.dataset for run in self.runs.values()})
+        if self.package.datasets != wanted:
+            raise ValueError(
+                f"package.datasets must list the runs' datasets {wanted}; regenerate it with `python -m stages.configure`"
+            )
         expected = expand_grid(self.grid)
         if set(expected) != set(self.runs) or any(expected[k] != self.runs[k] for k in expected):
             missing = sorted(set(expected) - set(self.runs))

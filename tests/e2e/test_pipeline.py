@@ -1,4 +1,4 @@
-"""fetch -> subset -> transpile with real `dvc repro`, twice, in two clean clones."""
+"""The whole smoke pipeline with real `dvc repro`, twice, in two clean clones."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from .conftest import dvc, git
 
 pytestmark = pytest.mark.e2e
 
-CORPUS_STAGES = ("fetch", "subset", "transpile", "native", "translate-lead", "translate")
 
 
 def lock_outputs(repo: Path) -> dict[str, str]:
@@ -27,7 +26,7 @@ def lock_outputs(repo: Path) -> dict[str, str]:
 
 
 def test_repro_rebuilds_identically_and_then_does_nothing(tmp_path, project):
-    dvc("repro", *CORPUS_STAGES, cwd=project)
+    dvc("repro", cwd=project)
 
     # every condition-2 row is a condition-1 row of the same split, idx and file
     en = read_rows(split_path(project / "data/condition-1-en-5k", "train"))
@@ -38,7 +37,7 @@ def test_repro_rebuilds_identically_and_then_does_nothing(tmp_path, project):
     stats = json.loads((project / "metrics/data/fetch-code.json").read_text())["fetch"]["code"]
     assert stats["accepted"] > 0 and stats["failed_license"] > 0  # tqdm's MPL licence is refused
 
-    again = dvc("repro", *CORPUS_STAGES, cwd=project)
+    again = dvc("repro", cwd=project)
     assert "Running stage" not in again.stdout
     status = dvc("status", "--json", cwd=project)
     assert json.loads(status.stdout) == {}
@@ -46,7 +45,7 @@ def test_repro_rebuilds_identically_and_then_does_nothing(tmp_path, project):
     # a second clean clone rebuilds every output with the same hash
     clone = tmp_path / "clone"
     git("clone", "-q", str(project), str(clone), cwd=tmp_path)
-    dvc("repro", *CORPUS_STAGES, cwd=clone)
+    dvc("repro", cwd=clone)
     first, second = lock_outputs(project), lock_outputs(clone)
     assert first and first == second
     for metric in sorted((project / "metrics/data").glob("*.json")):

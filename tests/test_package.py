@@ -1,0 +1,70 @@
+"""package: token counts with the base tokenizer, split membership kept, a card with hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+
+from stages import package
+from stages.configure import render
+from stages.lib.tables import CONDITION_SCHEMA, read_provenance, read_rows, split_path, write_parquet
+
+
+def save_tokenizer(folder: Path, texts: list[str]) -> PreTrainedTokenizerFast:
+    raw = Tokenizer(models.BPE(unk_token="<unk>"))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<BOS_TOKEN>"]))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<BOS_TOKEN>", unk_token="<unk>")
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def rows(n: int) -> list[dict]:
+    return [{"code": f"def f{i}():\n    return {i} * {i}\n", "code_en": "", "language": "en",
+             "file_path": f"{i:09d}_r_f.py", "license": "MIT", "idx": i} for i in range(n)]
+
+
+@pytest.fixture
+def setup(tmp_path):
+    data = tmp_path / "data"
+    source = data / "condition-1-en-5k"
+    write_parquet(split_path(source, "train"), rows(5), CONDITION_SCHEMA, {"stage": "subset"})
+    write_parquet(split_path(source, "validation"), rows(2), CONDITION_SCHEMA, {"stage": "subset"})
+    tokenizer = save_tokenizer(tmp_path / "models" / "base", [r["code"] for r in rows(5)])
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps(render("smoke", "phase3")))
+    args = ["--dataset", "condition-1-en-5k", "--params", str(params), "--data", str(data),
+            "--models", str(tmp_path / "models")]
+    return tmp_path, args, tokenizer
+
+
+def test_token_counts_membership_and_card(setup):
+    tmp_path, args, tokenizer = setup
+    assert package.main(args) == 0
+    out = tmp_path / "data" / "packaged" / "condition-1-en-5k"
+    train = read_rows(split_path(out, "train"))
+    assert [r["idx"] for r in train] == list(range(5))
+    assert all(r["token_count"] == len(tokenizer.encode(r["code"], add_special_tokens=False)) > 0 for r in train)
+    card = (out / "README.md").read_text()
+    for split in ("train", "validation"):
+        digest = hashlib.sha256(split_path(out, split).read_bytes()).hexdigest()
+        assert digest in card
+    assert "config_name: condition-1-en-5k" in card and '"stage": "subset"' in card
+    assert read_provenance(split_path(out, "train"))["upstream"] == {"stage": "subset"}
+
+    first = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "provenance.json"}
+    assert package.main(args) == 0
+    assert first == {p.name: p.read_bytes() for p in out.iterdir() if p.name != "provenance.json"}
+
+
+def test_unlisted_dataset_and_missing_input_are_named(setup, capsys):
+    tmp_path, args, _ = setup
+    assert package.main(["--dataset", "condition-9-xx-5k", *args[2:]]) == 2
+    assert "package.datasets" in capsys.readouterr().err
+    assert package.main(["--dataset", "condition-2-zh-5k", *args[2:]]) == 2
+    assert "condition-2-zh-5k" in capsys.readouterr().err
