@@ -30,7 +30,6 @@ datasets and their sha256, package versions) and ``provenance.json`` (git commit
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -45,7 +44,7 @@ from transformers import Cohere2Config, Cohere2ForCausalLM, PreTrainedTokenizerB
 from transformers.models.cohere.tokenization_cohere import CohereTokenizer
 
 from stages.lib.params import ParamsError, load_params
-from stages.lib.provenance import content_provenance, write_json, write_provenance
+from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
 
 UNPINNED = "PIN-ME"  # the paper profile's placeholder for a revision nobody has chosen yet
@@ -186,14 +185,6 @@ def read_texts(data_dir: Path, datasets: list[str]) -> Iterable[str]:
     for name in datasets:
         for row in read_rows(split_path(data_dir / name, "train"), ["code"]):
             yield row["code"]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build(out: Path, data_dir: Path, datasets: list[str], seed: int, vocab_size: int, config_kwargs: dict) -> dict:

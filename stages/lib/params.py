@@ -282,6 +282,80 @@ class Package(Strict):
     datasets: list[str] = Field(min_length=1, description="generated from runs by stages.configure")
 
 
+# --------------------------------------------------------------------------- training
+
+
+class Lora(Strict):
+    """The adapter: the original's r 16, alpha 32, no dropout, no bias, on every projection."""
+
+    r: int = Field(default=16, gt=0)
+    alpha: int = Field(default=32, gt=0)
+    dropout: float = Field(default=0.0, ge=0, lt=1)
+    bias: Literal["none", "all", "lora_only"] = "none"
+    target_modules: list[str] = Field(
+        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], min_length=1
+    )
+
+
+class Train(Strict):
+    """QLoRA training of one adapter per run (data-pipeline.md section 6, section 11 items 17-22).
+
+    ``backend``: ``peft-cpu`` (plain PEFT in float32 on CPU; smoke), ``peft-bnb`` (PEFT on a
+    bitsandbytes NF4 base, on a GPU), ``unsloth`` (the original's ``FastModel`` path, on a GPU).
+    The original ran per-device batch 8 on ``world_size`` 2 GPUs (DDP), a global batch of 16
+    with no accumulation; one device matches it with ``world_size`` accumulation steps
+    (:meth:`gradient_accumulation_steps`), so steps = ceil(train rows / 16).
+    """
+
+    backend: Literal["peft-cpu", "peft-bnb", "unsloth"]
+    model_name: str = Field(default="tiny-aya-base", description="the adapters' folder under models/ (model_config_name)")
+    lora: Lora = Lora()
+    load_in_4bit: bool = Field(description="NF4 4-bit base (QLoRA); peft-cpu trains a float32 base")
+    learning_rate: float = Field(default=2e-4, gt=0)
+    num_train_epochs: int = Field(default=1, gt=0)
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="warmup steps = ceil(warmup_ratio * steps)")
+    lr_scheduler_type: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    max_grad_norm: float = Field(default=1.0, gt=0)
+    optim: str = Field(description="a transformers optimizer name: adamw_torch (CPU), paged_adamw_8bit (the original)")
+    weight_decay: float = Field(default=0.01, ge=0)
+    fp16: bool = False
+    max_seq_length: int = Field(default=1024, gt=0, description="each file one example, truncated to this many tokens")
+    per_device_train_batch_size: int = Field(default=8, gt=0)
+    world_size: int = Field(default=2, gt=0, description="the original's GPUs (DDP); matched on one device by accumulation")
+    logging_steps: int = Field(default=10, gt=0)
+    max_steps: int | None = Field(default=None, gt=0, description="null: num_train_epochs over the train split; else a cap")
+
+    @field_validator("model_name")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if not RUN_ID_RE.match(value) or value == "base":
+            raise ValueError(f"{value!r} must be a plain folder name under models/ other than 'base'")
+        return value
+
+    @model_validator(mode="after")
+    def _backend(self) -> "Train":
+        if self.backend == "peft-cpu":
+            if self.load_in_4bit:
+                raise ValueError("backend peft-cpu trains a float32 base: set load_in_4bit false")
+            if self.fp16:
+                raise ValueError("backend peft-cpu trains in float32: set fp16 false")
+            if "8bit" in self.optim or "bnb" in self.optim:
+                raise ValueError(f"backend peft-cpu cannot use the bitsandbytes optimizer {self.optim!r}")
+        elif self.backend == "unsloth" and not self.load_in_4bit:
+            raise ValueError("backend unsloth is the original's 4-bit path: set load_in_4bit true")
+        return self
+
+    @property
+    def global_batch_size(self) -> int:
+        """The original's global batch: per-device batch x world size (8 x 2 = 16)."""
+        return self.per_device_train_batch_size * self.world_size
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        """On one device, the global batch is matched by accumulating world_size micro-batches."""
+        return self.world_size
+
+
 # --------------------------------------------------------------------------- the run grid
 
 
@@ -338,6 +412,7 @@ class Params(Strict):
     native: Native
     base: Base
     package: Package
+    train: Train
     grid: list[GridEntry] = Field(min_length=1)
     runs: dict[str, Run] = Field(min_length=1)
 

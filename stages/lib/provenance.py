@@ -13,6 +13,7 @@ Two parts, kept apart on purpose:
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import json
 import subprocess
@@ -25,6 +26,15 @@ CORPUS_PACKAGES = ("dvc", "datasets", "pyarrow", "pydantic", "datasketch", "hugg
 
 # paths whose uncommitted edits make an output "dirty": code and params, not DVC's own files
 SOURCE_PATHS = ("stages", "params.yaml", "dvc.yaml", "pyproject.toml")
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file's bytes, read in blocks (model weights can be large)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def package_versions(names: Iterable[str] = CORPUS_PACKAGES) -> dict[str, str]:

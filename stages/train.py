@@ -1,0 +1,483 @@
+"""train: one LoRA adapter per run of the grid, as the study trained it.
+
+    python -m stages.train --run condition-2-zh-5k-seed42     # dvc.yaml: train@condition-2-zh-5k-seed42
+
+Reads the ``train`` split of ``data/packaged/<run.dataset>/`` (the validation split is never
+used, as in the original), the tokenizer the base stage saved in ``models/base`` and the base
+model (smoke: the tiny ``Cohere2ForCausalLM`` in ``models/base``; paper: ``base.repo`` at
+``base.revision`` from the Hugging Face cache). Writes ``models/<train.model_name>/<run id>/``:
+
+- ``adapter_config.json``, ``adapter_model.safetensors`` (PEFT's ``save_pretrained``, safetensors
+  only), loadable as the seed card shows:
+  ``PeftModel.from_pretrained(base, "models", subfolder="tiny-aya-base/<run id>")``;
+- ``training_metrics.json``: the original's ``{model_config_name, condition_name, seed,
+  output_name, train_result, log_history}`` plus ``data`` (rows, tokens, steps, warmup, batch),
+  with every wall-clock field (``train_runtime``, ``*_per_second``) removed so that a rerun
+  writes the same bytes; those fields go to the uncached ``logs/train-<run id>.json``;
+- ``run_config.json``: the resolved train and base params, the run, its seed, the dataset's
+  sha256, the base's identity and package versions;
+- ``provenance.json``: the same content provenance plus the git commit.
+
+What is reproduced (data-pipeline.md section 6 and section 11, items 17-22):
+
+- each file is one example: ``tokenizer(code, truncation=True, max_length=max_seq_length)`` with
+  the tokenizer's default special tokens, no padding, no packing (the original configured
+  ``packing=True``, but its custom collator made Unsloth skip packing);
+  ``DataCollatorForLanguageModeling(mlm=False)`` pads each batch to its longest row and masks
+  the padding out of the labels;
+- seeds: ``set_seed(seed)``, the LoRA initialisation under that seed (Unsloth:
+  ``random_state=seed``), and the trainer's ``seed`` and ``data_seed`` = the run's seed;
+- the batch: the original ran per-device batch 8 on 2 GPUs with DDP (global 16, no
+  accumulation). On one device this stage accumulates ``world_size`` micro-batches of 8 per
+  optimizer step: global batch = per_device x world_size = 16, steps = ceil(rows / 16) (282
+  for the 4,500-row 5k split). The micro-batches of one step are the same 16 rows of the same
+  shuffled order that the two GPUs split between them (accelerate hands consecutive batches
+  of the sampler to the ranks), and the loss is the token mean over all 16 rows in both
+  cases (``average_tokens_across_devices`` vs. ``num_items_in_batch`` across accumulation);
+- warmup steps = ceil(warmup_ratio x steps), computed here and passed as ``warmup_steps``
+  (15 for 282 steps), cosine decay, AdamW with weight decay 0.01, max grad norm 1.0.
+
+Backends (``train.backend``), each imported lazily:
+
+- ``peft-cpu`` (smoke): plain PEFT LoRA on a float32 base on CPU with the transformers
+  ``Trainer``. Deterministic: ``torch.use_deterministic_algorithms(True)`` (restored after the
+  run), the seeded sampler, no dataloader workers, no dropout. Two runs on one machine write
+  byte-identical ``adapter_model.safetensors`` and ``training_metrics.json``; 1 and 2 intra-op
+  threads gave the same bytes too (the count is logged in ``logs/train-<run>.json``). Across CPUs
+  with different vector units (AVX2 vs AVX-512) float32 GEMMs may round differently, so identical
+  bytes are promised for the same machine class, not for every CPU.
+- ``peft-bnb`` (GPU): a bitsandbytes NF4 4-bit base (compute dtype float16, double
+  quantisation off), ``prepare_model_for_kbit_training``, PEFT LoRA, the transformers Trainer.
+- ``unsloth`` (GPU; the paper's path): ``unsloth.FastModel.from_pretrained(...,
+  load_in_4bit=True)`` and ``FastModel.get_peft_model(..., random_state=seed,
+  use_gradient_checkpointing="unsloth")``, trained with the transformers Trainer and the same
+  collator (the original used trl's SFTTrainer, which with a custom collator and a
+  pre-tokenised dataset reduces to the same loop).
+
+The two GPU backends are written for real but cannot run in this environment (no GPU, no
+bitsandbytes kernels, no Unsloth); they are not exercised by the tests. GPU QLoRA is not
+bit-exact (atomics in the 4-bit kernels and cuBLAS reductions); what is pinned there instead
+is the data, its order, the seeds, the recipe and the package versions in run_config.json.
+
+Not implemented: checkpoints and resuming a killed run (``save_strategy`` is ``no``; a
+killed run starts over and, on CPU, ends with the same bytes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from stages.lib.params import Base, ParamsError, Run, Train, load_params
+from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
+from stages.lib.tables import read_rows, split_path
+
+UNPINNED = "PIN-ME"
+
+# the distributions whose versions decide an adapter's bytes (bitsandbytes/unsloth where installed)
+TRAIN_PACKAGES = (
+    "accelerate",
+    "bitsandbytes",
+    "datasets",
+    "peft",
+    "safetensors",
+    "tokenizers",
+    "torch",
+    "transformers",
+    "trl",
+    "unsloth",
+    "unsloth_zoo",
+)
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+# keys of trainer metrics and log entries that measure time or speed, never content
+WALL_CLOCK_KEY = re.compile(r"(runtime|per_second|_time$|^time|timestamp|_seconds$|^wall)", re.IGNORECASE)
+
+
+class TrainError(ValueError):
+    """A run that cannot be trained as asked; the message says what is missing."""
+
+
+# --------------------------------------------------------------------------- arithmetic
+
+
+def planned_steps(rows: int, train: Train) -> int:
+    """Optimizer steps: ceil(rows / global batch) per epoch, as ``torchrun --nproc_per_node=2`` ran it.
+
+    The Trainer counts ceil(ceil(rows / per_device) / accumulation) per epoch, the same number.
+    """
+    if rows <= 0:
+        raise TrainError("the training split has no rows")
+    micro_batches = math.ceil(rows / train.per_device_train_batch_size)
+    per_epoch = math.ceil(micro_batches / train.gradient_accumulation_steps)
+    steps = per_epoch * train.num_train_epochs
+    return min(steps, train.max_steps) if train.max_steps is not None else steps
+
+
+def warmup_steps(steps: int, ratio: float) -> int:
+    """ceil(ratio x steps): 15 for the original's 282 steps at ratio 0.05."""
+    return math.ceil(ratio * steps)
+
+
+def strip_wall_clock(record: dict) -> tuple[dict, dict]:
+    """(content, timing): the keys that measure time or speed moved out of ``record``."""
+    content = {k: v for k, v in record.items() if not WALL_CLOCK_KEY.search(k)}
+    timing = {k: v for k, v in record.items() if WALL_CLOCK_KEY.search(k)}
+    return content, timing
+
+
+# --------------------------------------------------------------------------- data
+
+
+def train_split(data_dir: Path, dataset: str) -> Path:
+    path = split_path(data_dir / dataset, "train")
+    if not path.is_file():
+        raise TrainError(f"no training split at {path}: build it first (`dvc repro package@{dataset}`)")
+    return path
+
+
+def tokenize(codes: list[str], tokenizer, max_seq_length: int) -> dict[str, list[list[int]]]:
+    """Each file one example: truncated to max_seq_length tokens, default special tokens, no padding."""
+    encoded = tokenizer(codes, truncation=True, max_length=max_seq_length, padding=False, verbose=False)
+    return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _lora_config(train: Train):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=train.lora.r,
+        lora_alpha=train.lora.alpha,
+        lora_dropout=train.lora.dropout,
+        bias=train.lora.bias,
+        target_modules=list(train.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+
+
+def base_source(base: Base, base_dir: Path) -> tuple[str, dict]:
+    """Where the base weights come from: (from_pretrained argument, kwargs)."""
+    if base.kind == "tiny":
+        return str(base_dir), {}
+    if base.revision == UNPINNED:
+        raise TrainError(f"base.revision: still {UNPINNED!r}; set the commit of {base.repo} to train on")
+    return base.repo, {"revision": base.revision}
+
+
+def load_peft_cpu(train: Train, base: Base, base_dir: Path, seed: int):
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM, set_seed
+
+    source, kwargs = base_source(base, base_dir)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, trust_remote_code=False, **kwargs)
+    model.config.use_cache = False
+    set_seed(seed)  # the LoRA A matrices are drawn now, under the run's seed
+    return get_peft_model(model, _lora_config(train))
+
+
+def load_peft_bnb(train: Train, base: Base, base_dir: Path, seed: int):
+    """GPU only: NF4 4-bit base, float16 compute, PEFT LoRA (not runnable without CUDA + bitsandbytes)."""
+    import torch
+    from peft import get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, set_seed
+
+    if not torch.cuda.is_available():
+        raise TrainError("backend peft-bnb needs a CUDA GPU; use peft-cpu on CPU")
+    source, kwargs = base_source(base, base_dir)
+    quantization = None
+    if train.load_in_4bit:
+        quantization = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.float16,
+            bnb_4bit_use_double_quant=False,
+        )
+    model = AutoModelForCausalLM.from_pretrained(
+        source,
+        quantization_config=quantization,
+        dtype=torch.float16,
+        device_map={"": 0},
+        trust_remote_code=False,
+        **kwargs,
+    )
+    model.config.use_cache = False
+    if train.load_in_4bit:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+    set_seed(seed)
+    return get_peft_model(model, _lora_config(train))
+
+
+def load_unsloth(train: Train, base: Base, base_dir: Path, seed: int):
+    """GPU only: the original's FastModel path (not runnable here: Unsloth needs a CUDA GPU)."""
+    try:
+        from unsloth import FastModel  # Unsloth patches transformers; import it first where it is used
+    except ImportError as error:  # the `gpu` extra
+        raise TrainError(f"backend unsloth: cannot import unsloth ({error}); install the gpu extra") from None
+    from transformers import set_seed
+
+    source, kwargs = base_source(base, base_dir)
+    set_seed(seed)
+    model, _ = FastModel.from_pretrained(
+        model_name=source,
+        max_seq_length=train.max_seq_length,
+        load_in_4bit=train.load_in_4bit,
+        full_finetuning=False,
+        **kwargs,
+    )
+    return FastModel.get_peft_model(
+        model,
+        r=train.lora.r,
+        lora_alpha=train.lora.alpha,
+        lora_dropout=train.lora.dropout,
+        bias=train.lora.bias,
+        target_modules=list(train.lora.target_modules),
+        random_state=seed,
+        use_gradient_checkpointing="unsloth",
+    )
+
+
+BACKENDS = {"peft-cpu": load_peft_cpu, "peft-bnb": load_peft_bnb, "unsloth": load_unsloth}
+
+
+# --------------------------------------------------------------------------- training
+
+
+def training_arguments(train: Train, seed: int, steps: int, work_dir: Path):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=train.per_device_train_batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        learning_rate=train.learning_rate,
+        num_train_epochs=train.num_train_epochs,
+        max_steps=train.max_steps if train.max_steps is not None else -1,
+        warmup_steps=warmup_steps(steps, train.warmup_ratio),
+        lr_scheduler_type=train.lr_scheduler_type,
+        max_grad_norm=train.max_grad_norm,
+        optim=train.optim,
+        weight_decay=train.weight_decay,
+        fp16=train.fp16,
+        bf16=False,
+        logging_steps=train.logging_steps,
+        logging_first_step=False,
+        eval_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        use_cpu=train.backend == "peft-cpu",
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
+
+
+def train_run(
+    run_id: str,
+    run: Run,
+    train: Train,
+    base: Base,
+    *,
+    base_dir: Path = Path("models/base"),
+    data_dir: Path = Path("data/packaged"),
+    models_dir: Path = Path("models"),
+    logs_dir: Path | None = Path("logs"),
+) -> Path:
+    """Train one run's adapter into ``models_dir/<train.model_name>/<run_id>/``; returns that folder."""
+    data_path = train_split(data_dir, run.dataset)
+    if not (base_dir / "tokenizer.json").is_file() and not (base_dir / "tokenizer_config.json").is_file():
+        raise TrainError(f"no tokenizer in {base_dir}: build it first (`dvc repro base`)")
+
+    import torch
+    from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, set_seed
+    from datasets import Dataset
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    if train.backend == "peft-cpu":
+        torch.use_deterministic_algorithms(True)  # restored below: a library call must not leak global state
+    threads = torch.get_num_threads()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+        if tokenizer.pad_token is None:  # the collator pads; padded positions are masked out of the loss
+            tokenizer.pad_token = tokenizer.eos_token
+        codes = [row["code"] for row in read_rows(data_path, ["code"])]
+        features = tokenize(codes, tokenizer, train.max_seq_length)
+        rows = len(codes)
+        tokens = sum(len(ids) for ids in features["input_ids"])
+        steps = planned_steps(rows, train)
+        warmup = warmup_steps(steps, train.warmup_ratio)
+
+        set_seed(run.seed)
+        model = BACKENDS[train.backend](train, base, base_dir, run.seed)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+        dataset = Dataset.from_dict(features)
+        collator = DataCollatorForLanguageModeling(tokenizer=tokenizer, mlm=False)
+        with tempfile.TemporaryDirectory(prefix=f"train-{run_id}-") as work:
+            trainer = Trainer(
+                model=model,
+                args=training_arguments(train, run.seed, steps, Path(work)),
+                train_dataset=dataset,
+                data_collator=collator,
+            )
+            started = time.time()
+            result = trainer.train()
+            elapsed = time.time() - started
+            log_history = list(trainer.state.log_history)
+            global_step = trainer.state.global_step
+        if global_step != steps:
+            raise TrainError(f"trained {global_step} steps, planned {steps}")
+
+        out = models_dir / train.model_name / run_id
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+        model.save_pretrained(out, safe_serialization=True)
+        for extra in sorted(out.iterdir()):  # PEFT's README.md model card: the card is MANIFEST.md's job
+            if extra.name not in ADAPTER_FILES:
+                extra.unlink() if extra.is_file() else shutil.rmtree(extra)
+        missing = [name for name in ADAPTER_FILES if not (out / name).is_file()]
+        if missing:
+            raise TrainError(f"the backend wrote no {', '.join(missing)} in {out}")
+        normalise_adapter_config(out / "adapter_config.json")
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+
+    train_result, timing = strip_wall_clock(dict(result.metrics))
+    history, history_timing = [], []
+    for entry in log_history:
+        content, clock = strip_wall_clock(entry)
+        history.append(content)
+        if clock:
+            history_timing.append({"step": entry.get("step"), **clock})
+    data = {
+        "split": "train",
+        "rows": rows,
+        "tokens": tokens,
+        "steps": steps,
+        "warmup_steps": warmup,
+        "per_device_train_batch_size": train.per_device_train_batch_size,
+        "world_size": train.world_size,
+        "gradient_accumulation_steps": train.gradient_accumulation_steps,
+        "global_batch_size": train.global_batch_size,
+        "trainable_parameters": trainable,
+    }
+    write_json(
+        out / "training_metrics.json",
+        {
+            "model_config_name": train.model_name,
+            "condition_name": run.dataset,
+            "seed": run.seed,
+            "output_name": run_id,
+            "train_result": train_result,
+            "log_history": history,
+            "data": data,
+        },
+    )
+    resolved = {
+        "run_id": run_id,
+        "run": run.model_dump(mode="json"),
+        "seed": run.seed,
+        "train": train.model_dump(mode="json"),
+        "derived": {
+            "global_batch_size": train.global_batch_size,
+            "gradient_accumulation_steps": train.gradient_accumulation_steps,
+            "steps": steps,
+            "warmup_steps": warmup,
+        },
+        "base": base_identity(base, base_dir),
+        "dataset": {"name": run.dataset, "split": "train", "path": data_path.as_posix(), "sha256": file_sha256(data_path)},
+    }
+    record = content_provenance("train", resolved, packages=TRAIN_PACKAGES)
+    write_json(out / "run_config.json", record)
+    write_provenance(out, "train", resolved)
+    if logs_dir is not None:
+        write_json(
+            logs_dir / f"train-{run_id}.json",
+            {
+                "run_id": run_id,
+                "started_unix": started,
+                "wall_seconds": elapsed,
+                "train_result_timing": timing,
+                "log_history_timing": history_timing,
+                "torch_threads": threads,
+            },
+        )
+    return out
+
+
+def normalise_adapter_config(path: Path) -> None:
+    """PEFT keeps target_modules as a set and writes it in set order, which follows the
+    process's string-hash seed (PYTHONHASHSEED): two processes write different bytes.
+    Rewritten with sorted lists and sorted keys; PEFT reads it back unchanged in meaning."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    for key in ("target_modules", "modules_to_save", "exclude_modules"):
+        if isinstance(config.get(key), list):
+            config[key] = sorted(config[key])
+    write_json(path, config)
+
+
+def base_identity(base: Base, base_dir: Path) -> dict:
+    """What decides the base: the sha256 of the tiny model's files, or the Hub repo at its revision."""
+    identity: dict[str, Any] = {"kind": base.kind}
+    if base.kind == "tiny":
+        for name in ("model.safetensors", "tokenizer.json", "config.json"):
+            path = base_dir / name
+            identity[f"{name}_sha256"] = file_sha256(path) if path.is_file() else None
+    else:
+        identity.update(repo=base.repo, revision=base.revision)
+        path = base_dir / "tokenizer.json"
+        identity["tokenizer.json_sha256"] = file_sha256(path) if path.is_file() else None
+    return identity
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, help="a run id of params.yaml's runs")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--base", default="models/base", help="the base stage's folder (tokenizer; smoke: the model)")
+    parser.add_argument("--data", default="data/packaged", help="the packaged datasets")
+    parser.add_argument("--models", default="models", help="adapters go to <models>/<train.model_name>/<run>/")
+    parser.add_argument("--logs", default="logs", help="the uncached timing log goes here")
+    args = parser.parse_args(argv)
+    try:
+        params = load_params(args.params)
+        if args.run not in params.runs:
+            raise TrainError(f"no run {args.run!r} in {args.params} (runs: {', '.join(sorted(params.runs))})")
+        started = time.time()
+        out = train_run(
+            args.run,
+            params.runs[args.run],
+            params.train,
+            params.base,
+            base_dir=Path(args.base),
+            data_dir=Path(args.data),
+            models_dir=Path(args.models),
+            logs_dir=Path(args.logs),
+        )
+    except (TrainError, ParamsError, OSError) as error:
+        print(f"train: {error}", file=sys.stderr)
+        return 2
+    metrics = json.loads((out / "training_metrics.json").read_text(encoding="utf-8"))
+    print(
+        f"train: {args.run}: {metrics['data']['rows']} rows, {metrics['data']['steps']} steps, "
+        f"loss {metrics['train_result'].get('train_loss', float('nan')):.4f} -> {out} ({time.time() - started:.1f}s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
