@@ -43,11 +43,10 @@ from tokenizers.trainers import BpeTrainer
 from transformers import Cohere2Config, Cohere2ForCausalLM, PreTrainedTokenizerBase
 from transformers.models.cohere.tokenization_cohere import CohereTokenizer
 
-from stages.lib.params import ParamsError, load_params
+from stages.lib.params import UNPINNED, ParamsError, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
 
-UNPINNED = "PIN-ME"  # the paper profile's placeholder for a revision nobody has chosen yet
 
 # The packages whose versions decide the bytes of the base.
 BASE_PACKAGES = ("safetensors", "tokenizers", "torch", "transformers")

@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Iterator
 
 from stages.lib.filters import Accepted, FilterChain
-from stages.lib.params import HubSource, InstalledSource, ParamsError, load_params
+from stages.lib.params import UNPINNED, HubSource, InstalledSource, ParamsError, load_params
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.sources import SourceFile
 from stages.lib.sources.installed import SourceError, iter_installed
 from stages.lib.tables import POOL_SCHEMA, write_jsonl, write_parquet
 
 
-UNPINNED = "PIN-ME"  # the paper profiles' placeholder for a revision nobody has chosen yet
 
 
 def iter_source(key: str, source: InstalledSource | HubSource) -> Iterator[SourceFile]:

@@ -25,12 +25,11 @@ import random
 import sys
 from pathlib import Path
 
-from stages.lib.params import Native, ParamsError, load_params
+from stages.lib.params import UNPINNED, Native, ParamsError, load_params
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_rows, split_path, write_jsonl, write_parquet
-from stages.subset import SubsetError, split_indices
+from stages.lib.splits import SubsetError, split_indices
 
-UNPINNED = "PIN-ME"
 
 
 def blend_rows(native: list[dict], fill_pool: list[dict], exclude: set[str], size: int, seed: int, lang: str) -> list[dict]:

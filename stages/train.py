@@ -76,11 +76,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stages.lib.params import Base, ParamsError, Run, Train, load_params
+from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
 
-UNPINNED = "PIN-ME"
 
 # the distributions whose versions decide an adapter's bytes (bitsandbytes/unsloth where installed)
 TRAIN_PACKAGES = (

@@ -22,6 +22,17 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 LANG_RE = re.compile(r"^[a-z]{2,3}$")
 TIER_RE = re.compile(r"^[0-9]+k$")
 
+# The paper profiles' revision for Hub repositories whose commit nobody has chosen yet
+# (the original pinned none); every stage that reads the Hub refuses to run with it.
+UNPINNED = "PIN-ME"
+
+
+def _check_langs(value: list) -> list:
+    for lang in value:
+        if not LANG_RE.match(lang):
+            raise ValueError(f"language {lang!r} must be an ISO 639 code such as 'zh'")
+    return value
+
 
 class ParamsError(ValueError):
     """A params file that does not match the schema; the message names the key."""
@@ -157,13 +168,7 @@ class Transpile(Strict):
     max_bytes: int = Field(default=1_048_576, gt=0)
     verify_roundtrip: bool = True
 
-    @field_validator("langs")
-    @classmethod
-    def _langs(cls, value: list) -> list:
-        for lang in value:
-            if not LANG_RE.match(lang):
-                raise ValueError(f"language {lang!r} must be an ISO 639 code such as 'zh'")
-        return value
+    _langs = field_validator("langs")(_check_langs)
 
 
 # --------------------------------------------------------------------------- translate
@@ -211,13 +216,7 @@ class Translate(Strict):
     backoff_s: float = Field(default=2.0, ge=0, description="first retry delay, doubled per retry")
     max_backoff_s: float = Field(default=60.0, ge=0)
 
-    @field_validator("langs")
-    @classmethod
-    def _langs(cls, value: list) -> list:
-        for lang in value:
-            if not LANG_RE.match(lang):
-                raise ValueError(f"language {lang!r} must be an ISO 639 code such as 'zh'")
-        return value
+    _langs = field_validator("langs")(_check_langs)
 
     @model_validator(mode="after")
     def _lead(self) -> "Translate":
