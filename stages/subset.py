@@ -18,43 +18,14 @@ Reads ``data/raw/<subset.source>/files.parquet``; writes ``data/condition-1-en-<
 from __future__ import annotations
 
 import argparse
-import math
-import random
 import sys
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
 
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import content_provenance, write_json, write_provenance
+from stages.lib.splits import draw_paths, split_indices
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_rows, sha256_text, split_path, write_parquet
-
-
-class SubsetError(ValueError):
-    pass
-
-
-def draw_paths(paths: list[str], size: int, seed: int) -> list[str]:
-    """The original's draw; all paths when the pool is smaller than the tier."""
-    counts = Counter(paths)
-    if len(counts) != len(paths):
-        duplicates = sorted(p for p, n in counts.items() if n > 1)[:5]
-        raise SubsetError(f"duplicate file_path in the pool: {duplicates}")
-    ordered = sorted(paths)
-    if size >= len(ordered):
-        return ordered
-    return sorted(random.Random(seed).sample(ordered, size))
-
-
-def split_indices(n: int, test_size: float, seed: int) -> dict[str, list[int]]:
-    """Row indices of each split, as ``Dataset.train_test_split(test_size, seed=seed)``."""
-    n_test = math.ceil(test_size * n)
-    n_train = n - n_test
-    if n_test == 0 or n_train == 0:
-        raise SubsetError(f"a split of {n} rows with test_size {test_size} leaves one split empty")
-    permutation = np.random.default_rng(seed).permutation(n)
-    return {"validation": permutation[:n_test].tolist(), "train": permutation[n_test : n_test + n_train].tolist()}
 
 
 def build_splits(pool: list[dict], size: int, seed: int, test_size: float) -> tuple[list[str], dict[str, list[dict]]]:

@@ -12,7 +12,7 @@ import yaml
 from stages import native
 from stages.configure import render
 from stages.lib.tables import read_jsonl, read_rows, split_path
-from stages.subset import SubsetError
+from stages.lib.splits import SubsetError
 
 
 def rows(prefix: str, n: int, **extra) -> list[dict]:

@@ -5,7 +5,8 @@ import random
 import pytest
 from datasets import Dataset
 
-from stages.subset import SubsetError, build_splits, draw_paths, split_indices
+from stages.lib.splits import SubsetError, draw_paths, split_indices
+from stages.subset import build_splits
 
 
 def pool(n: int) -> list[dict]:
