@@ -40,6 +40,14 @@ by everything that decides the outputs, so a killed evaluation restarts at the f
 cell and a changed model, adapter, benchmark or param never reuses a stale cell. The folder is
 removed once the outputs are written.
 
+More than one process (``evaluate.processes``): the session's cells are dealt to that many
+worker processes (``evaluate.split_by``: round-robin by cell, or one template wording per
+worker as the original ran one template per GPU), each with one GPU where there are GPUs.
+Each worker writes its finished cells into the resume folder; this process then writes the
+outputs from there, exactly as after a resume, so the files are byte-identical to a
+one-process run (every batch lies within one cell). A failed worker loses none of the cells
+it or the others finished: rerunning resumes them.
+
 Backends (``evaluate.backend``): ``hf`` (transformers ``generate``, batched; the default, CPU
 or GPU) and ``vllm`` (GPU; the ``vllm`` package, the adapter as a LoRA request). The vLLM path
 is written against vLLM's public API but has not been run here (no GPU in this environment).
@@ -50,14 +58,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import yaml
+
 from stages.lib import extractors, results
+from stages.lib.loading import load_adapter, load_causal_lm, require_safetensors
 from stages.lib.benchmarks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
 from stages.lib.params import Base, Evaluate, ParamsError, Params, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
@@ -270,7 +283,11 @@ class VLLMBackend(Backend):
             max_model_len=evaluate.max_length + max(evaluate.max_new_tokens.values()) + 16,
             enable_lora=adapter_path is not None,
             max_lora_rank=rank,
+            trust_remote_code=False,
+            load_format="safetensors",
         )
+        if adapter_path is not None:
+            require_safetensors(adapter_path, "adapter_model")
         self.lora = LoRARequest("adapter", 1, str(adapter_path)) if adapter_path is not None else None
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
@@ -314,9 +331,8 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
         return VLLMBackend(source, revision, tokenizer, evaluate, adapter, params.train.lora.r)
 
     import torch
-    from transformers import AutoModelForCausalLM
 
-    kwargs: dict = {"dtype": getattr(torch, evaluate.dtype), "trust_remote_code": False}
+    kwargs: dict = {"dtype": getattr(torch, evaluate.dtype)}
     if revision is not None:
         kwargs["revision"] = revision
     if evaluate.load_in_4bit:
@@ -327,12 +343,10 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
         )
         kwargs["device_map"] = {"": 0}
     torch.manual_seed(evaluate.seed)  # the original's EVAL_RNG_SEED; irrelevant under greedy decoding
-    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    model = load_causal_lm(source, **kwargs)
     if session.adapter:
-        from peft import PeftModel
-
-        # exactly as the seed card loads a published adapter
-        model = PeftModel.from_pretrained(model, str(models_dir), subfolder=session.adapter)
+        # exactly as the seed card loads a published adapter (safetensors only)
+        model = load_adapter(model, models_dir, session.adapter)
     if not evaluate.load_in_4bit and torch.cuda.is_available():
         model = model.to("cuda")
     model.eval()
@@ -408,7 +422,8 @@ def load_finished(directory: Path, key: str) -> dict | None:
 def identity(params: Params, session: Session, base_dir: Path, models_dir: Path, fixtures_dir: Path | None) -> dict:
     """Everything that decides this session's outputs (eval_config.json, and the resume key)."""
     evaluate = params.evaluate.model_dump(mode="json")
-    evaluate.pop("sessions")
+    for how_not_what in ("sessions", "processes", "split_by"):  # they decide no byte of the outputs
+        evaluate.pop(how_not_what)
     if params.base.kind == "tiny":
         base = {"kind": "tiny", "model_sha256": file_sha256(base_dir / "model.safetensors")}
     else:
@@ -446,6 +461,69 @@ def identity(params: Params, session: Session, base_dir: Path, models_dir: Path,
     }
 
 
+# --------------------------------------------------------------------------- worker processes
+
+
+def worker_jobs(grid: Sequence[Job], evaluate: Evaluate, worker: int) -> list[Job]:
+    """The cells worker ``worker`` of ``evaluate.processes`` scores: dealt round-robin, by cell or by wording."""
+    if evaluate.split_by == "template":
+        wordings = list(dict.fromkeys(job.wording for job in grid))
+        return [job for job in grid if wordings.index(job.wording) % evaluate.processes == worker]
+    return [job for index, job in enumerate(grid) if index % evaluate.processes == worker]
+
+
+def parse_worker(value: str) -> tuple[int, int]:
+    """``--worker I/N``: this process is worker I (from 0) of N."""
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--worker {value!r}: expected I/N, e.g. 0/2") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--worker {value!r}: I must be in 0..N-1")
+    return index, count
+
+
+def visible_gpus() -> list[str]:
+    """The GPUs the workers are spread over: CUDA_VISIBLE_DEVICES, else every device torch sees (none on CPU)."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [gpu for gpu in listed.split(",") if gpu.strip()]
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
+def run_workers(params: Params, session_id: str, scratch: Path, resume_root: Path, base_dir: Path, models_dir: Path) -> None:
+    """Start ``evaluate.processes`` workers on this session's cells and wait for all of them.
+
+    The workers read the params this process resolved (written into the resume folder), so they
+    score exactly the cells this process would; worker I gets GPU I mod the GPU count.
+    """
+    count = params.evaluate.processes
+    params_file = scratch / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    gpus = visible_gpus()
+    workers = []
+    for index in range(count):
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = gpus[index % len(gpus)]
+        command = [
+            sys.executable, "-m", "stages.evaluate", "--session", session_id, "--worker", f"{index}/{count}",
+            "--params", str(params_file), "--base", str(base_dir), "--models", str(models_dir),
+            "--resume-root", str(resume_root), "--no-progress",
+        ]
+        workers.append(subprocess.Popen(command, env=env))
+    failed = [(index, worker.wait()) for index, worker in enumerate(workers)]
+    failed = [(index, code) for index, code in failed if code != 0]
+    if failed:
+        named = ", ".join(f"worker {index}/{count} (exit {code})" for index, code in failed)
+        raise EvaluateError(
+            f"{session_id}: {named} failed (its messages are above); every cell finished so far is kept in "
+            f"{scratch}: run the stage again to resume"
+        )
+
+
 def evaluate_session(
     params: Params,
     session_id: str,
@@ -456,7 +534,14 @@ def evaluate_session(
     resume_root: Path = RESUME_ROOT,
     backend=None,
     progress: bool = True,
+    worker: tuple[int, int] | None = None,
 ) -> dict:
+    """Score a session's cells and write its outputs; returns the timing record.
+
+    ``worker`` (I, N): score only worker I's share into the resume folder and write no outputs.
+    With ``evaluate.processes`` > 1 (and no backend given) the cells are scored by that many
+    worker processes, then the outputs are written here.
+    """
     evaluate = params.evaluate
     session = session_of(params, session_id)
     out = Path(out if out is not None else evaluate.sessions[session_id].out)
@@ -479,15 +564,29 @@ def evaluate_session(
     grid = jobs(session, evaluate)
     scratch = resume_dir(session, record, resume_root)
     scratch.mkdir(parents=True, exist_ok=True)
+    mine = grid
+    if worker is not None:
+        if worker[1] != evaluate.processes:
+            raise EvaluateError(f"--worker {worker[0]}/{worker[1]}: evaluate.processes is {evaluate.processes}")
+        mine = worker_jobs(grid, evaluate, worker[0])
     finished = {job.key: load_finished(scratch, job.key) for job in grid}
-    todo = [job for job in grid if finished[job.key] is None]
-    if len(todo) < len(grid):
-        print(f"evaluate {session_id}: resuming, {len(grid) - len(todo)} of {len(grid)} cells already done", file=sys.stderr)
+    todo = [job for job in mine if finished[job.key] is None]
+    if len(todo) < len(mine):
+        print(f"evaluate {session_id}: resuming, {len(mine) - len(todo)} of {len(mine)} cells already done", file=sys.stderr)
+    started = time.perf_counter()
+    done_examples = 0
+    cells_run = len(todo)
+    if todo and backend is None and worker is None and evaluate.processes > 1:
+        run_workers(params, session_id, scratch, resume_root, base_dir, models_dir)
+        finished = {job.key: load_finished(scratch, job.key) for job in grid}
+        unfinished = [job.key for job in grid if finished[job.key] is None]
+        if unfinished:
+            raise EvaluateError(f"{session_id}: the workers left {len(unfinished)} cells unscored, e.g. {unfinished[0]}")
+        done_examples = sum(len(finished[job.key]["rows"]) for job in todo)
+        todo = []
     if todo and backend is None:
         backend = load_backend(params, session, base_dir, models_dir)
 
-    started = time.perf_counter()
-    done_examples = 0
     bar = None
     if progress and todo:
         from tqdm import tqdm
@@ -503,6 +602,10 @@ def evaluate_session(
             bar.set_postfix(cell=job.key)
     if bar is not None:
         bar.close()
+    if worker is not None:  # the session's process writes the outputs once every worker is done
+        elapsed = time.perf_counter() - started
+        return {"session": session_id, "worker": f"{worker[0]}/{worker[1]}", "cells": len(mine), "cells_run": cells_run,
+                "examples_run": done_examples, "seconds": round(elapsed, 3)}
     elapsed = time.perf_counter() - started
 
     if out.exists():
@@ -536,10 +639,8 @@ def evaluate_session(
     write_json(out / "eval_config.json", content_provenance("evaluate", record["evaluate"], identity_fields, EVAL_PACKAGES))
     write_provenance(out, "evaluate", {"session": session_id})
     shutil.rmtree(scratch, ignore_errors=True)
-    timing = {"session": session_id, "cells": len(grid), "cells_run": len(todo), "examples_run": done_examples,
+    timing = {"session": session_id, "cells": len(grid), "cells_run": cells_run, "examples_run": done_examples,
               "seconds": round(elapsed, 3), "examples_per_second": round(done_examples / elapsed, 2) if elapsed else None}
-    log = Path("logs") / f"evaluate-{session_id}.json"
-    write_json(log, timing)
     return timing
 
 
@@ -551,16 +652,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="models", help="the folder adapters are loaded from, as on the seed card")
     parser.add_argument("--out", help="override the session's output folder")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--worker", type=parse_worker, help="I/N: score worker I's share of the cells only "
+                        "(started by the stage itself when evaluate.processes > 1)")
+    parser.add_argument("--resume-root", default=str(RESUME_ROOT), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
         timing = evaluate_session(
             params, args.session, out=Path(args.out) if args.out else None, base_dir=Path(args.base),
-            models_dir=Path(args.models), progress=not args.no_progress,
+            models_dir=Path(args.models), progress=not args.no_progress, worker=args.worker,
+            resume_root=Path(args.resume_root),
         )
     except (ParamsError, EvaluateError, BenchmarkError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
+    write_json(Path("logs") / (f"evaluate-{args.session}.json" if args.worker is None else
+                                f"evaluate-{args.session}-worker{args.worker[0]}.json"), timing)
+    if args.worker is not None:
+        print(f"evaluate {args.session} worker {timing['worker']}: {timing['cells_run']} of {timing['cells']} cells "
+              f"scored in {timing['seconds']} s", file=sys.stderr)
+        return 0
     print(
         f"evaluate {args.session}: {timing['cells']} cells, {timing['examples_run']} examples generated "
         f"in {timing['seconds']} s ({timing['examples_per_second']} ex/s)"

@@ -34,12 +34,19 @@ What is reproduced (data-pipeline.md section 6 and section 11, items 17-22):
 - seeds: ``set_seed(seed)``, the LoRA initialisation under that seed (Unsloth:
   ``random_state=seed``), and the trainer's ``seed`` and ``data_seed`` = the run's seed;
 - the batch: the original ran per-device batch 8 on 2 GPUs with DDP (global 16, no
-  accumulation). On one device this stage accumulates ``world_size`` micro-batches of 8 per
-  optimizer step: global batch = per_device x world_size = 16, steps = ceil(rows / 16) (282
-  for the 4,500-row 5k split). The micro-batches of one step are the same 16 rows of the same
-  shuffled order that the two GPUs split between them (accelerate hands consecutive batches
-  of the sampler to the ranks), and the loss is the token mean over all 16 rows in both
-  cases (``average_tokens_across_devices`` vs. ``num_items_in_batch`` across accumulation);
+  accumulation). ``train.processes`` is how many processes this stage trains with: with 1 it
+  accumulates ``world_size`` micro-batches of 8 per optimizer step; with 2 it re-launches
+  itself under ``torchrun --standalone --nproc_per_node=2`` (DDP: gloo on CPU, NCCL on GPUs)
+  and each rank accumulates ``world_size / processes``. Either way the global batch is
+  per_device x world_size = 16 and steps = ceil(rows / 16) (282 for the 4,500-row 5k split).
+  The micro-batches of one step are the same 16 rows of the same shuffled order that the
+  ranks split between them (accelerate hands consecutive batches of the sampler to the
+  ranks), and the loss is the token mean over all 16 rows in both cases
+  (``average_tokens_across_devices`` vs. ``num_items_in_batch`` across accumulation), so the
+  loss curves agree to float rounding (tests/test_train.py). One difference is the
+  original's: when rows are not a multiple of 16, DDP pads the last step with rows from the
+  start of the epoch (accelerate's ``even_batches``), where one process takes a short step.
+  Only rank 0 writes the adapter, metrics and logs;
 - warmup steps = ceil(warmup_ratio x steps), computed here and passed as ``warmup_steps``
   (15 for 282 steps), cosine decay, AdamW with weight decay 0.01, max grad norm 1.0.
 
@@ -91,8 +98,10 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -100,6 +109,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_params
+from stages.lib.loading import load_causal_lm
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
 
@@ -134,11 +144,12 @@ class TrainError(ValueError):
 def planned_steps(rows: int, train: Train) -> int:
     """Optimizer steps: ceil(rows / global batch) per epoch, as ``torchrun --nproc_per_node=2`` ran it.
 
-    The Trainer counts ceil(ceil(rows / per_device) / accumulation) per epoch, the same number.
+    The Trainer counts ceil(micro-batches per process / accumulation) per epoch, where each of
+    the ``processes`` ranks gets ceil(ceil(rows / per_device) / processes) micro-batches: the same number.
     """
     if rows <= 0:
         raise TrainError("the training split has no rows")
-    micro_batches = math.ceil(rows / train.per_device_train_batch_size)
+    micro_batches = math.ceil(math.ceil(rows / train.per_device_train_batch_size) / train.processes)
     per_epoch = math.ceil(micro_batches / train.gradient_accumulation_steps)
     steps = per_epoch * train.num_train_epochs
     return min(steps, train.max_steps) if train.max_steps is not None else steps
@@ -176,10 +187,10 @@ def checkpoint_fingerprint(resolved: dict) -> str:
 
 
 def checkpoint_dir(root: Path, run_id: str, fingerprint: str) -> Path:
-    """``root/<run_id>/<fingerprint[:16]>``; checkpoints of any other fingerprint are deleted."""
+    """``root/<run_id>/<fingerprint[:16]>``; checkpoints of any other fingerprint are deleted (by rank 0)."""
     run_root = root / run_id
     folder = run_root / fingerprint[:16]
-    if run_root.is_dir():
+    if run_root.is_dir() and distributed_rank()[0] == 0:
         for stale in run_root.iterdir():
             if stale != folder:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -187,12 +198,16 @@ def checkpoint_dir(root: Path, run_id: str, fingerprint: str) -> Path:
     return folder
 
 
-def last_checkpoint(folder: Path) -> Path | None:
-    """The newest ``checkpoint-<step>`` with every file a resume reads (a kill mid-save leaves one without)."""
+def last_checkpoint(folder: Path, processes: int = 1) -> Path | None:
+    """The newest ``checkpoint-<step>`` with every file a resume reads (a kill mid-save leaves one without).
+
+    Under DDP every rank saves its own ``rng_state_<rank>.pth``; one process saves ``rng_state.pth``.
+    """
+    rng_files = ["rng_state.pth"] if processes == 1 else [f"rng_state_{rank}.pth" for rank in range(processes)]
     found = []
     for path in folder.glob("checkpoint-*"):
         step = path.name.removeprefix("checkpoint-")
-        has_rng = any(path.glob("rng_state*.pth"))
+        has_rng = all((path / name).is_file() for name in rng_files)
         if step.isdigit() and has_rng and all((path / name).is_file() for name in CHECKPOINT_FILES):
             found.append((int(step), path))
     return max(found)[1] if found else None
@@ -219,6 +234,8 @@ def loss_total_callback(resume_from: Path | None):
                 self.trainer._total_loss_scalar = saved["total_loss_scalar"]
 
         def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             total = {"global_step": state.global_step, "total_loss_scalar": self.trainer._total_loss_scalar}
             write_json(folder / LOSS_TOTAL_FILE, total)
@@ -281,10 +298,10 @@ def base_source(base: Base, base_dir: Path) -> tuple[str, dict]:
 def load_peft_cpu(train: Train, base: Base, base_dir: Path, seed: int):
     import torch
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM, set_seed
+    from transformers import set_seed
 
     source, kwargs = base_source(base, base_dir)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, trust_remote_code=False, **kwargs)
+    model = load_causal_lm(source, dtype=torch.float32, **kwargs)
     model.config.use_cache = False
     set_seed(seed)  # the LoRA A matrices are drawn now, under the run's seed
     return get_peft_model(model, _lora_config(train))
@@ -294,7 +311,7 @@ def load_peft_bnb(train: Train, base: Base, base_dir: Path, seed: int):
     """GPU only: NF4 4-bit base, float16 compute, PEFT LoRA (not runnable without CUDA + bitsandbytes)."""
     import torch
     from peft import get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig, set_seed
+    from transformers import BitsAndBytesConfig, set_seed
 
     if not torch.cuda.is_available():
         raise TrainError("backend peft-bnb needs a CUDA GPU; use peft-cpu on CPU")
@@ -307,12 +324,11 @@ def load_peft_bnb(train: Train, base: Base, base_dir: Path, seed: int):
             bnb_4bit_compute_dtype=torch.float16,
             bnb_4bit_use_double_quant=False,
         )
-    model = AutoModelForCausalLM.from_pretrained(
+    model = load_causal_lm(
         source,
         quantization_config=quantization,
         dtype=torch.float16,
-        device_map={"": 0},
-        trust_remote_code=False,
+        device_map={"": int(os.environ.get("LOCAL_RANK", "0"))},  # under torchrun: this rank's GPU
         **kwargs,
     )
     model.config.use_cache = False
@@ -337,6 +353,8 @@ def load_unsloth(train: Train, base: Base, base_dir: Path, seed: int):
         max_seq_length=train.max_seq_length,
         load_in_4bit=train.load_in_4bit,
         full_finetuning=False,
+        trust_remote_code=False,
+        use_safetensors=True,
         **kwargs,
     )
     return FastModel.get_peft_model(
@@ -354,6 +372,40 @@ def load_unsloth(train: Train, base: Base, base_dir: Path, seed: int):
 BACKENDS = {"peft-cpu": load_peft_cpu, "peft-bnb": load_peft_bnb, "unsloth": load_unsloth}
 
 
+# --------------------------------------------------------------------------- processes
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of this process as torchrun set them; (0, 1) when started plainly."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def check_world(train: Train) -> None:
+    world = distributed_rank()[1]
+    if world != train.processes:
+        raise TrainError(
+            f"train.processes is {train.processes} but this is one of {world} processes "
+            "(torchrun --nproc_per_node); set train.processes, and start the stage as `python -m stages.train`, "
+            "which launches torchrun itself"
+        )
+
+
+def _leave_process_group() -> None:
+    if "torch" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def torchrun_command(processes: int, argv: list[str]) -> list[str]:
+    """``python -m stages.train ...`` re-launched as ``torchrun --standalone --nproc_per_node=N -m stages.train ...``."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+        "-m", "stages.train", *argv,
+    ]
+
+
 # --------------------------------------------------------------------------- training
 
 
@@ -364,6 +416,12 @@ def training_arguments(train: Train, seed: int, steps: int, work_dir: Path):
     if train.save_steps is not None:
         # two kept: a kill during a save leaves the previous checkpoint complete
         saving = {"save_strategy": "steps", "save_steps": train.save_steps, "save_total_limit": 2}
+    distributed = {}
+    if train.processes > 1:
+        # gloo on CPU; NCCL (the default) on GPUs. Every LoRA matrix gets a gradient each step.
+        distributed = {"ddp_find_unused_parameters": False}
+        if train.backend == "peft-cpu":
+            distributed["ddp_backend"] = "gloo"
 
     return TrainingArguments(
         output_dir=str(work_dir),
@@ -390,6 +448,7 @@ def training_arguments(train: Train, seed: int, steps: int, work_dir: Path):
         dataloader_num_workers=0,
         disable_tqdm=True,
         remove_unused_columns=False,
+        **distributed,
     )
 
 
@@ -411,7 +470,11 @@ def train_run(
 
     ``checkpoints_dir`` None keeps checkpoints (if ``save_steps`` asks for them) in a temporary
     folder: no resume. ``callbacks`` are extra ``TrainerCallback``s (the tests' kill switch).
+    Under torchrun (``train.processes`` > 1) every rank trains its share of each global batch
+    and only rank 0 writes; the other ranks return None.
     """
+    check_world(train)
+    rank = distributed_rank()[0]
     data_path = train_split(data_dir, run.dataset)
     if not (base_dir / "tokenizer.json").is_file() and not (base_dir / "tokenizer_config.json").is_file():
         raise TrainError(f"no tokenizer in {base_dir}: build it first (`dvc repro base`)")
@@ -447,7 +510,7 @@ def train_run(
             work_dir = Path(work)
             if train.save_steps is not None and checkpoints_dir is not None:
                 work_dir = checkpoint_dir(checkpoints_dir, run_id, checkpoint_fingerprint(resolved))
-                resume_from = last_checkpoint(work_dir)
+                resume_from = last_checkpoint(work_dir, train.processes)
             loss_total = loss_total_callback(resume_from)
             trainer = Trainer(
                 model=model,
@@ -464,6 +527,8 @@ def train_run(
             global_step = trainer.state.global_step
         if global_step != steps:
             raise TrainError(f"trained {global_step} steps, planned {steps}")
+        if rank != 0:
+            return None
 
         out = adapter_folder(models_dir, train, run_id)
         if out.exists():
@@ -495,6 +560,7 @@ def train_run(
         "warmup_steps": warmup,
         "per_device_train_batch_size": train.per_device_train_batch_size,
         "world_size": train.world_size,
+        "processes": train.processes,
         "gradient_accumulation_steps": train.gradient_accumulation_steps,
         "global_batch_size": train.global_batch_size,
         "trainable_parameters": trainable,
@@ -612,6 +678,9 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         if args.run not in params.runs:
             raise TrainError(f"no run {args.run!r} in {args.params} (runs: {', '.join(sorted(params.runs))})")
+        if params.train.processes > 1 and "LOCAL_RANK" not in os.environ:
+            # the same stage command at any world size: torchrun starts train.processes copies of it
+            return subprocess.call(torchrun_command(params.train.processes, sys.argv[1:] if argv is None else argv))
         started = time.time()
         out = train_run(
             args.run,
@@ -628,6 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainError, ParamsError, OSError) as error:
         print(f"train: {error}", file=sys.stderr)
         return 2
+    finally:
+        _leave_process_group()
+    if out is None:  # a rank other than 0: rank 0 reports
+        return 0
     metrics = json.loads((out / "training_metrics.json").read_text(encoding="utf-8"))
     print(
         f"train: {args.run}: {metrics['data']['rows']} rows, {metrics['data']['steps']} steps, "

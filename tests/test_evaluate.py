@@ -311,3 +311,65 @@ def test_phase2_empty_xnli_outputs_count_as_wrong_unless_the_original_quirk_is_a
     assert ev.phase2_body({"xnli_zh": rows}, skip_empty_xnli=False)["summary"]["xnli_zh_acc"] == 0.5
     assert ev.phase2_body({"xnli_zh": rows}, skip_empty_xnli=True)["summary"]["xnli_zh_acc"] == 1.0
     assert ev.phase2_body({"csqa_zh": rows}, skip_empty_xnli=True)["summary"]["csqa_zh_acc"] == 0.5
+
+
+# --------------------------------------------------------------------------- worker processes
+
+
+def test_workers_share_out_every_cell_once(repo_root):
+    params = params_for(repo_root, processes=3)
+    grid = ev.jobs(ev.session_of(params, "baseline"), params.evaluate)
+    shares = [ev.worker_jobs(grid, params.evaluate, index) for index in range(3)]
+    assert sorted(job.key for share in shares for job in share) == sorted(job.key for job in grid)
+    assert all(shares), "round-robin by cell gives every worker cells"
+    by_template = params_for(repo_root, processes=2, split_by="template").evaluate
+    assert [{job.wording for job in ev.worker_jobs(grid, by_template, index)} for index in range(2)] == [
+        {"template1"}, {"template2"},  # the original: one template per GPU
+    ]
+
+
+def _outputs_equal(one, other):
+    names = sorted(path.name for path in one.iterdir())
+    assert names == sorted(path.name for path in other.iterdir())
+    for name in names:
+        if name != "provenance.json":
+            assert (other / name).read_bytes() == (one / name).read_bytes(), name
+
+
+def test_two_worker_processes_write_the_one_process_bytes(workspace, baseline, repo_root):
+    """One template wording per worker, as the original ran one per GPU (round-robin by cell: the next test)."""
+    root, _, _ = workspace
+    params = params_for(repo_root, processes=2, split_by="template")
+    out = root / "two-workers"
+    timing = ev.evaluate_session(params, "baseline", out=out, base_dir=root / "models" / "base",
+                                 models_dir=root / "models", resume_root=root / "resume-workers", progress=False)
+    assert timing["cells_run"] == timing["cells"] == 24
+    _outputs_equal(baseline[0], out)  # eval_config.json too: the process count decides no byte
+    assert not any((root / "resume-workers").rglob("*.json")), "the resume folder is removed after success"
+
+
+def test_a_failed_worker_loses_no_finished_cell(workspace, baseline, repo_root, monkeypatch):
+    import subprocess
+    import sys
+
+    root, _, _ = workspace
+    params = params_for(repo_root, processes=2)
+    real_popen = subprocess.Popen
+
+    def second_worker_dies(command, **kwargs):
+        if "1/2" in command:
+            command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+        return real_popen(command, **kwargs)
+
+    kwargs = dict(out=root / "worker-died", base_dir=root / "models" / "base", models_dir=root / "models",
+                  resume_root=root / "resume-died", progress=False)
+    monkeypatch.setattr(ev.subprocess, "Popen", second_worker_dies)
+    with pytest.raises(ev.EvaluateError, match=r"worker 1/2 \(exit 3\) failed.*run the stage again to resume"):
+        ev.evaluate_session(params, "baseline", **kwargs)
+    assert not (root / "worker-died").exists()
+    kept = [path for path in (root / "resume-died").rglob("*") if path.suffix == ".json"]
+    assert len(kept) == 12, "worker 0's cells are kept"
+    monkeypatch.setattr(ev.subprocess, "Popen", real_popen)
+    timing = ev.evaluate_session(params, "baseline", **kwargs)
+    assert timing["cells_run"] == 12, "only worker 1's share is scored again"
+    _outputs_equal(baseline[0], root / "worker-died")

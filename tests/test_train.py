@@ -18,6 +18,7 @@ from stages.train import (
     LOSS_TOTAL_FILE,
     TrainError,
     adapter_folder,
+    torchrun_command,
     checkpoint_dir,
     checkpoint_fingerprint,
     last_checkpoint,
@@ -178,6 +179,10 @@ def test_global_batch_arithmetic():
     assert planned_steps(4500, train.model_copy(update={"max_steps": 5})) == 5
     for rows in (1, 15, 16, 17, 37, 4088):
         assert planned_steps(rows, train) == math.ceil(rows / 16)
+    two = Train(backend="unsloth", load_in_4bit=True, optim="paged_adamw_8bit", fp16=True, processes=2)
+    assert two.global_batch_size == 16 and two.gradient_accumulation_steps == 1  # the original: DDP, no accumulation
+    for rows in (1, 15, 16, 17, 37, 4088, 4500, 18000):
+        assert planned_steps(rows, two) == planned_steps(rows, train)
 
 
 def test_missing_dataset_names_the_path(workspace, tmp_path):
@@ -341,3 +346,102 @@ def test_phase2_flat_layout(tmp_path):
     for bad in ("models/base", "adapters", "models/a/b", "models/../x", "/models"):
         with pytest.raises(ValidationError):
             tiny_train(adapters_dir=bad)
+
+
+# --------------------------------------------------------------------------- more than one process
+
+EVEN_DATASET = "condition-1-en-even"
+EVEN_RUN = "condition-1-en-even-seed42"
+DDP_SCRIPT = """
+import sys
+from pathlib import Path
+from stages.lib.params import Base, Run, Train
+from stages.train import train_run
+
+root = Path(sys.argv[1])
+train_run({run_id!r}, Run(condition=1, data_lang='en', tier='tiny', seed=42, dataset={dataset!r}),
+    Train(backend='peft-cpu', load_in_4bit=False, optim='adamw_torch', fp16=False, max_seq_length=48,
+          logging_steps=1, learning_rate=1e-2, processes=2, save_steps=2),
+    Base(kind='tiny', repo='CohereLabs/tiny-aya-base', revision='PIN-ME', seed=7, vocab_size=300),
+    base_dir=Path({base_dir!r}), data_dir=Path({data!r}), models_dir=root / 'models', logs_dir=root / 'logs',
+    checkpoints_dir=root / 'logs' / 'checkpoints', metrics_dir=root / 'metrics')
+"""
+
+
+def test_torchrun_two_processes_match_one_process_accumulation(workspace, repo_root, tmp_path):
+    """DDP over 2 gloo processes (batch 8 each) against one process accumulating 2 micro-batches of 8.
+
+    The same 16 rows make each step and the loss is the token mean over them either way, so the
+    loss curves agree; stated tolerance 1e-5 nats (on this machine they agree to the bit). Only
+    rank 0 writes: one adapter folder of the usual layout, one log, one loss curve.
+    """
+    import os
+    import subprocess
+    import sys
+
+    root, data, base_dir = workspace
+    rows = [  # 64 rows: 4 full global batches, so DDP pads nothing (see the train module's docstring)
+        {"code": SNIPPETS[i % len(SNIPPETS)] * (1 + i % 5) + f"# even {i}\n", "code_en": SNIPPETS[i % len(SNIPPETS)],
+         "language": "en", "file_path": f"{i:03d}.py", "license": "MIT", "idx": i, "token_count": 0}
+        for i in range(64)
+    ]
+    write_parquet(split_path(data / EVEN_DATASET, "train"), rows, PACKAGED_SCHEMA)
+    run = Run(condition=1, data_lang="en", tier="tiny", seed=42, dataset=EVEN_DATASET)
+    single = tmp_path / "single"
+    train_run(
+        EVEN_RUN, run, tiny_train(learning_rate=1e-2), BASE, base_dir=base_dir, data_dir=data,
+        models_dir=single / "models", logs_dir=single / "logs", metrics_dir=single / "metrics",
+    )
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(run_id=EVEN_RUN, dataset=EVEN_DATASET, base_dir=str(base_dir), data=str(data)))
+    ddp = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(ddp)],
+        cwd=repo_root, env=env, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    def curve(folder):
+        lines = (folder / "metrics" / EVEN_RUN / "loss.tsv").read_text().splitlines()[1:]
+        return [(int(line.split("\t")[0]), float(line.split("\t")[2])) for line in lines]
+
+    one, two = curve(single), curve(ddp)
+    assert [step for step, _ in one] == [step for step, _ in two] == [1, 2, 3, 4]
+    assert max(abs(a - b) for (_, a), (_, b) in zip(one, two)) <= 1e-5
+    assert one[0][1] - one[-1][1] > 100 * 1e-5  # the curve moves far more than the tolerance
+
+    out_one = single / "models" / "tiny-aya-base" / EVEN_RUN
+    out_two = ddp / "models" / "tiny-aya-base" / EVEN_RUN
+    assert {p.name for p in out_two.iterdir()} == {p.name for p in out_one.iterdir()} == RUN_FILES
+    assert sorted(p.relative_to(ddp).as_posix() for p in ddp.rglob("*") if p.is_file()) == sorted([
+        *(f"models/tiny-aya-base/{EVEN_RUN}/{name}" for name in RUN_FILES),
+        f"metrics/{EVEN_RUN}/loss.tsv", f"metrics/{EVEN_RUN}/summary.json", f"logs/train-{EVEN_RUN}.json",
+    ])  # one writer; the checkpoints (every 2 steps, both ranks' RNG states) are gone after success
+    data_one = json.loads((out_one / "training_metrics.json").read_text())["data"]
+    data_two = json.loads((out_two / "training_metrics.json").read_text())["data"]
+    assert (data_one["processes"], data_one["gradient_accumulation_steps"]) == (1, 2)
+    assert (data_two["processes"], data_two["gradient_accumulation_steps"]) == (2, 1)
+    assert data_one["global_batch_size"] == data_two["global_batch_size"] == 16
+    assert data_one["steps"] == data_two["steps"] == 4
+
+
+def test_processes_must_divide_the_world_size():
+    with pytest.raises(ValidationError, match="processes 3 must divide world_size 2"):
+        tiny_train(processes=3)
+
+
+def test_a_process_of_another_world_is_refused(workspace, tmp_path, monkeypatch):
+    """Started by hand under torchrun with a world size params does not say: refused before any work."""
+    root, data, base_dir = workspace
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    with pytest.raises(TrainError, match="train.processes is 1 but this is one of 4 processes"):
+        train_run(RUN_ID, run_for(42), tiny_train(), BASE, base_dir=base_dir, data_dir=data, models_dir=tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_stage_command_relaunches_itself_under_torchrun():
+    command = torchrun_command(2, ["--run", RUN_ID])
+    assert command[1:] == [
+        "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "stages.train", "--run", RUN_ID,
+    ]
