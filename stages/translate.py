@@ -21,8 +21,9 @@ cached rerun, so they stay out of every output that must rebuild byte for byte).
 A file ships when its translation keeps the token skeleton and parses with the pack's
 words reversed; ``translate.keep_invalid: true`` also ships the rest, as the original
 did. If a call still fails after its retries (429s, 5xx, timeouts), the stage stops
-with exit 4 and writes no data: what was answered is in the cache, so running it
-again resumes without paying twice.
+with exit 4 (3 for a rejected key), names a file that failed and the error, and writes
+no data, so the outputs of an earlier run stay as they were: what was answered is in
+the cache, so running it again resumes without paying twice.
 """
 
 from __future__ import annotations
@@ -218,15 +219,15 @@ def run_stage(args) -> int:
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=cfg.concurrency) as pool:
         outcomes = list(pool.map(lambda job: _timed(job, caller, cfg, pack, params.transpile.scope, label), jobs))
-    errors = [o.error for o in outcomes if o.error is not None]
+    stopped = [(job, o.error) for job, o in zip(jobs, outcomes) if o.error is not None]
     _write_log(Path(args.logs) / f"translate-{cell}.jsonl", outcomes, time.monotonic() - started)
-    if errors:
-        fatal = next((e for e in errors if e.fatal), None)
-        shown = fatal or errors[0]
+    if stopped:
+        job, shown = next(((j, e) for j, e in stopped if e.fatal), stopped[0])
+        where = f"{job.split} idx {job.row['idx']} ({job.row['file_path']})"
         return _fail(
-            f"translate@{cell}: {len(errors)} files stopped on backend errors, e.g. {shown}. Nothing was written; "
-            f"every answer received is cached in {cache.root}, so running the stage again resumes.",
-            secret, 3 if fatal else 4,
+            f"translate@{cell}: {len(stopped)} files stopped on backend errors, e.g. {where}: {shown}. Nothing was "
+            f"written; every answer received is cached in {cache.root}, so running the stage again resumes.",
+            secret, 3 if shown.fatal else 4,
         )
 
     out = data / f"condition-5-{args.lang}-{args.tier}"

@@ -117,7 +117,12 @@ def run_stage(args, params_path: str) -> int:
 def run_stdin(args) -> int:
     """The plain CLI: one source on stdin, its (reverse) transpilation on stdout."""
     pack = load_pack(args.packs, args.lang)
-    text = sys.stdin.buffer.read().decode("utf-8")
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        print(f"<stdin>: undecodable: not UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})", file=sys.stderr)
+        return 1
     try:
         result = (reverse if args.reverse else transpile)(text, pack, scope=args.scope)
     except TranspileError as error:

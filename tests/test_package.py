@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import pytest
+import yaml
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -37,7 +37,7 @@ def setup(tmp_path):
     write_parquet(split_path(source, "validation"), rows(2), CONDITION_SCHEMA, {"stage": "subset"})
     tokenizer = save_tokenizer(tmp_path / "models" / "base", [r["code"] for r in rows(5)])
     params = tmp_path / "params.yaml"
-    params.write_text(json.dumps(render("smoke", "phase3")))
+    params.write_text(yaml.safe_dump(render("smoke", "phase3")))
     args = ["--dataset", "condition-1-en-5k", "--params", str(params), "--data", str(data),
             "--models", str(tmp_path / "models")]
     return tmp_path, args, tokenizer

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stages import transpile
 from stages.configure import render
@@ -41,12 +42,13 @@ def row(idx: int, code: str) -> dict:
 
 def test_stage_keeps_idx_and_counts_every_refused_file(tmp_path):
     source = tmp_path / "data" / "condition-1-en-5k"
+    enormous = "x = 1\n" * (2**20 // 6 + 1)  # one byte over the 1 MiB gate
     train = [row(0, GOOD), row(1, "x=1"), row(2, "def f(:\n    pass\n"), row(3, GOOD.replace("items", "xs")),
-             row(4, "a = '\x00'\n" + GOOD)]
+             row(4, "a = '\x00'\n" + GOOD), row(5, ""), row(6, enormous)]
     write_parquet(split_path(source, "train"), train, CONDITION_SCHEMA)
     write_parquet(split_path(source, "validation"), [row(0, GOOD)], CONDITION_SCHEMA)
     params = tmp_path / "params.yaml"
-    params.write_text(json.dumps(render("smoke", "phase3")))  # JSON is YAML
+    params.write_text(yaml.safe_dump(render("smoke", "phase3")))
 
     args = ["--lang", "es", "--tier", "5k", "--params", str(params), "--data", str(tmp_path / "data"),
             "--metrics", str(tmp_path / "metrics"), "--workers", "1"]
@@ -56,14 +58,17 @@ def test_stage_keeps_idx_and_counts_every_refused_file(tmp_path):
     assert [r["idx"] for r in kept] == [0, 3]
     assert all(r["language"] == "es" and r["code_en"] != r["code"] for r in kept)
     ledger = {(r["split"], r["idx"]): r["reason"] for r in read_jsonl(out / "ledger.jsonl")}
-    assert ledger == {("train", 1): "too_small", ("train", 2): "syntax_error", ("train", 4): "binary"}
+    assert ledger == {("train", 1): "too_small", ("train", 2): "syntax_error", ("train", 4): "binary",
+                      ("train", 5): "too_small", ("train", 6): "too_large"}
+    assert all(r["file_path"] == f"{r['idx']:09d}_f.py" for r in read_jsonl(out / "ledger.jsonl"))
     stats = json.loads((tmp_path / "metrics" / "transpile-es-5k.json").read_text())["transpile"]["es-5k"]
-    assert stats["train"]["input"] == 5 and stats["train"]["kept"] == 2 and stats["train"]["roundtrip_mismatch"] == 0
+    assert stats["train"]["input"] == 7 and stats["train"]["kept"] == 2 and stats["train"]["roundtrip_mismatch"] == 0
+    assert (stats["train"]["too_small"], stats["train"]["too_large"]) == (2, 1)
     assert stats["validation"]["kept"] == 1
 
 
 def test_stage_refuses_an_unlisted_language(tmp_path, capsys):
     params = tmp_path / "params.yaml"
-    params.write_text(json.dumps(render("smoke", "phase3")))
+    params.write_text(yaml.safe_dump(render("smoke", "phase3")))
     assert transpile.main(["--lang", "fr", "--tier", "5k", "--params", str(params)]) == 2
     assert "transpile.langs" in capsys.readouterr().err
