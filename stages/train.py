@@ -243,6 +243,28 @@ def loss_total_callback(resume_from: Path | None):
     return LossTotal()
 
 
+def trainer_class():
+    """The transformers Trainer, with one fix for resuming DDP on CPU.
+
+    transformers 5.17 loads a checkpoint's optimizer state with ``map_location=args.device``
+    when there is more than one process; on CPU that device is ``cpu:<rank>``, which
+    ``torch.load`` cannot restore to, so a resumed gloo run died. Everything else is the
+    Trainer's own (tests/test_train.py resumes a killed 2-process run).
+    """
+    import torch
+    from transformers import Trainer
+
+    class CpuDdpResumingTrainer(Trainer):
+        def _load_optimizer_and_scheduler(self, checkpoint):
+            if checkpoint is None or self.args.world_size == 1 or self.args.device.type != "cpu":
+                return super()._load_optimizer_and_scheduler(checkpoint)
+            folder = Path(checkpoint)
+            self.optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True))
+            self.lr_scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+
+    return CpuDdpResumingTrainer
+
+
 def write_loss_curve(path: Path, log_history: list[dict]) -> None:
     """The logged training loss per step as TSV, for ``dvc plots`` (x: step, y: loss)."""
     columns = ("step", "epoch", "loss", "grad_norm", "learning_rate")
@@ -480,7 +502,7 @@ def train_run(
         raise TrainError(f"no tokenizer in {base_dir}: build it first (`dvc repro base`)")
 
     import torch
-    from transformers import AutoTokenizer, DataCollatorForLanguageModeling, Trainer, set_seed
+    from transformers import AutoTokenizer, DataCollatorForLanguageModeling, set_seed
     from datasets import Dataset
 
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -512,7 +534,7 @@ def train_run(
                 work_dir = checkpoint_dir(checkpoints_dir, run_id, checkpoint_fingerprint(resolved))
                 resume_from = last_checkpoint(work_dir, train.processes)
             loss_total = loss_total_callback(resume_from)
-            trainer = Trainer(
+            trainer = trainer_class()(
                 model=model,
                 args=training_arguments(train, run.seed, steps, work_dir),
                 train_dataset=dataset,

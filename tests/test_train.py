@@ -353,10 +353,16 @@ def test_phase2_flat_layout(tmp_path):
 EVEN_DATASET = "condition-1-en-even"
 EVEN_RUN = "condition-1-en-even-seed42"
 DDP_SCRIPT = """
-import sys
+import os, signal, sys
 from pathlib import Path
+from transformers import TrainerCallback
 from stages.lib.params import Base, Run, Train
 from stages.train import train_run
+
+class Kill(TrainerCallback):
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == int(os.environ.get('KILL_AT', 0)) and state.is_world_process_zero:
+            os.kill(os.getpid(), signal.SIGKILL)  # torchrun then stops the other rank
 
 root = Path(sys.argv[1])
 train_run({run_id!r}, Run(condition=1, data_lang='en', tier='tiny', seed=42, dataset={dataset!r}),
@@ -364,7 +370,7 @@ train_run({run_id!r}, Run(condition=1, data_lang='en', tier='tiny', seed=42, dat
           logging_steps=1, learning_rate=1e-2, processes=2, save_steps=2),
     Base(kind='tiny', repo='CohereLabs/tiny-aya-base', revision='PIN-ME', seed=7, vocab_size=300),
     base_dir=Path({base_dir!r}), data_dir=Path({data!r}), models_dir=root / 'models', logs_dir=root / 'logs',
-    checkpoints_dir=root / 'logs' / 'checkpoints', metrics_dir=root / 'metrics')
+    checkpoints_dir=root / 'logs' / 'checkpoints', metrics_dir=root / 'metrics', callbacks=(Kill(),))
 """
 
 
@@ -372,8 +378,9 @@ def test_torchrun_two_processes_match_one_process_accumulation(workspace, repo_r
     """DDP over 2 gloo processes (batch 8 each) against one process accumulating 2 micro-batches of 8.
 
     The same 16 rows make each step and the loss is the token mean over them either way, so the
-    loss curves agree; stated tolerance 1e-5 nats (on this machine they agree to the bit). Only
-    rank 0 writes: one adapter folder of the usual layout, one log, one loss curve.
+    loss curves agree; stated tolerance 1e-5 nats (on this machine they agree to the bit). The
+    DDP run is killed after its step-2 checkpoint and resumed from it. Only rank 0 writes: one
+    adapter folder of the usual layout, one log, one loss curve.
     """
     import os
     import subprocess
@@ -395,12 +402,15 @@ def test_torchrun_two_processes_match_one_process_accumulation(workspace, repo_r
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT.format(run_id=EVEN_RUN, dataset=EVEN_DATASET, base_dir=str(base_dir), data=str(data)))
     ddp = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(ddp)],
-        cwd=repo_root, env=env, capture_output=True, text=True,
-    )
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(ddp)]
+    killed = subprocess.run(command, cwd=repo_root, env={**os.environ, "OMP_NUM_THREADS": "1", "KILL_AT": "2"},
+                            capture_output=True, text=True)
+    assert killed.returncode != 0 and not (ddp / "models").exists()
+    (saved,) = (ddp / "logs" / "checkpoints" / EVEN_RUN).glob("*/checkpoint-2")
+    assert {"rng_state_0.pth", "rng_state_1.pth"} <= {p.name for p in saved.iterdir()}  # every rank's RNG
+    done = subprocess.run(command, cwd=repo_root, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((ddp / "logs" / f"train-{EVEN_RUN}.json").read_text())["resumed_from"] == "checkpoint-2"
 
     def curve(folder):
         lines = (folder / "metrics" / EVEN_RUN / "loss.tsv").read_text().splitlines()[1:]
