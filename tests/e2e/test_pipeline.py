@@ -98,6 +98,23 @@ def test_repro_rebuilds_identically_and_then_does_nothing(tmp_path, project):
     loaded = PeftModel.from_pretrained(base, str(puller / "models"), subfolder="tiny-aya-base/condition-1-en-5k-seed42")
     assert "default" in loaded.peft_config
 
+    # the run grid over two queue workers: each experiment trains one run in its own temporary
+    # workspace; the run-cache they fill lets the workspace's `dvc repro` restore, not retrain
+    queued = ("train@condition-1-en-5k-seed123", "train@condition-1-en-5k-seed456")
+    for target in queued:
+        dvc("exp", "run", "--queue", target, cwd=project)
+    dvc("queue", "start", "-j", "2", cwd=project)
+    statuses = wait_for_queue(project)
+    dvc("queue", "stop", cwd=project, check=False)
+    assert sorted(statuses.values()) == ["Success", "Success"], statuses
+    restored = dvc("repro", "--single-item", *queued, cwd=project)
+    assert "Running stage" not in restored.stdout and restored.stdout.count("skipping run") == 2, restored.stdout
+    for target in queued:
+        run_id = target.split("@")[1]
+        assert (project / f"models/tiny-aya-base/{run_id}/adapter_model.safetensors").is_file()
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "queued runs", cwd=project)
+
     # no credential from the environment reached any output, log, cache or lock file
     for name, secret in FAKE_SECRETS.items():
         assert files_holding(project, secret) == [], name
@@ -109,6 +126,22 @@ def test_repro_rebuilds_identically_and_then_does_nothing(tmp_path, project):
     expected = stages_with_param(project, "transpile.scope")
     assert any(s.startswith("transpile@") for s in expected)
     assert sorted(stale) == expected
+
+
+def wait_for_queue(repo: Path, timeout_s: float = 900.0) -> dict[str, str]:
+    """Poll `dvc queue status` until no experiment is queued or running; {task: status}."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = dvc("queue", "status", cwd=repo).stdout.splitlines()
+        rows = [line.split() for line in lines[1:] if line.strip() and not line.startswith("Worker status")]
+        statuses = {row[0]: row[-1] for row in rows}
+        if statuses and not {"Queued", "Running"} & set(statuses.values()):
+            return statuses
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the queue did not finish in {timeout_s} s:\n" + "\n".join(lines))
+        time.sleep(5)
 
 
 def stages_with_param(repo: Path, key: str) -> list[str]:
