@@ -540,6 +540,166 @@ def evaluation_sessions(phase: str, adapters_dir: str, run_ids: list[str]) -> di
     return sessions
 
 
+# --------------------------------------------------------------------------- LLINK
+
+
+class LlinkData(Strict):
+    """The parallel pairs. ``synthetic`` (smoke): English templates and a Khmer-script foreign side
+    (stages/lib/llink/data.py); ``jsonl`` (paper): the user's ``{"english", "foreign"}`` file at ``path``."""
+
+    source: Literal["synthetic", "jsonl"]
+    path: str | None = Field(default=None, description="jsonl: the parallel file, e.g. ParaCrawl en-km")
+    n_train: int = Field(gt=0)
+    n_dev: int = Field(gt=1, description="dev = the first n_dev pairs after the seeded shuffle (the original)")
+    seed: int = 17
+    lexicon_seed: int = Field(default=0, description="synthetic: the foreign pseudo-words")
+    max_foreign_chars: int = Field(default=256, gt=0, description="the foreign side clipped to this many characters")
+
+    @model_validator(mode="after")
+    def _path(self) -> "LlinkData":
+        if self.source == "jsonl" and not self.path:
+            raise ValueError("source jsonl needs a path")
+        return self
+
+
+class LlinkEncoder(Strict):
+    """The frozen encoder: ``repo`` at ``revision`` (pretrained), or a tiny XLM-R of these sizes."""
+
+    repo: str
+    revision: str
+    hidden_size: int = Field(default=48, gt=0)
+    intermediate_size: int = Field(default=96, gt=0)
+    num_layers: int = Field(default=2, gt=0)
+    num_heads: int = Field(default=4, gt=0)
+    max_positions: int = Field(default=256, gt=0)
+    initializer_range: float = Field(default=0.02, gt=0)
+
+
+class LlinkDecoder(LlinkEncoder):
+    """The frozen decoder: ``repo`` at ``revision`` (pretrained), or a tiny Llama with a BPE of ``vocab_size``."""
+
+    num_kv_heads: int = Field(default=2, gt=0)
+    vocab_size: int = Field(default=512, gt=300, description="tiny: the byte-level BPE trained on the English side")
+
+
+class LlinkBackbones(Strict):
+    kind: Literal["tiny", "pretrained"]
+    seed: int = Field(default=0, description="tiny: the models' initialisation; both: the reserved tokens' new rows")
+    encoder: LlinkEncoder
+    decoder: LlinkDecoder
+    max_src_tokens: int = Field(default=128, gt=1, description="teacher text: BOS + text truncated, then <foreign_emb>")
+    max_foreign_tokens: int = Field(default=256, gt=0, description="encoder input length")
+    batch_size: int = Field(default=64, gt=0, description="feature extraction batch")
+
+
+class LlinkStageA(Strict):
+    """The contrastive projector (spec 3.1). The contrastive batch is the micro-batch; an optimizer
+    step accumulates ``grad_accum`` of them (the original: 8 x 16)."""
+
+    steps: int = Field(gt=0)
+    micro_batch: int = Field(default=8, gt=1)
+    grad_accum: int = Field(default=16, gt=0)
+    lr: float = Field(default=1e-3, gt=0)
+    min_lr: float = Field(default=1e-5, ge=0)
+    warmup_steps: int = Field(default=3000, ge=0)
+    betas: list[float] = Field(default=[0.9, 0.98], min_length=2, max_length=2)
+    eps: float = Field(default=1e-8, gt=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    clip: float = Field(default=1.0, gt=0)
+    tau_start: float = Field(default=0.17, gt=0)
+    tau_end: float = Field(default=0.08, gt=0)
+    queue_size: int = Field(default=32768, gt=0)
+    hard_negatives: int = Field(default=256, ge=0)
+    align_cos_w: float = Field(default=0.05, ge=0)
+    lognorm_w: float = Field(default=0.02, ge=0)
+    hidden_mult: int = Field(default=4, gt=0)
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    eval_every: int = Field(default=500, gt=0)
+    eval_pairs: int = Field(default=1024, gt=1)
+    seed: int = 17
+    eval_dropout: bool = Field(default=False, description="true: the original's evaluation with dropout on (an ablation)")
+
+
+class LlinkLora(Strict):
+    r: int = Field(default=16, gt=0)
+    alpha: int = Field(default=16, gt=0)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"], min_length=1)
+
+
+class LlinkUsage(Strict):
+    """The ablation-based usage term, every ``every`` optimizer steps. ``sign: paper`` penalises
+    relu(L_inj - L_abl + margin); ``repo`` is the original code's inverted relu(L_abl - L_inj)."""
+
+    every: int = Field(default=3, ge=0, description="0: never")
+    weight: float = Field(default=0.05, ge=0)
+    sign: Literal["paper", "repo"] = "paper"
+    margin: float = Field(default=0.5, ge=0)
+
+
+class LlinkStageB(Strict):
+    """K slots + LoRA (spec 4.1). The original's bugs are fixed by default and kept as ablations:
+    ``usage.sign: repo``, ``label_mask: half``, ``gate_clamp_infer: 0.4``, ``prompt: drift``,
+    ``placeholder_rows: reseed`` (and ``llink.eval.eval_dropout``)."""
+
+    steps: int = Field(gt=0)
+    micro_batch: int = Field(default=8, gt=1)
+    grad_accum: int = Field(default=16, gt=0)
+    warmup_frac: float = Field(default=0.15, ge=0, lt=1)
+    lr_lora: float = Field(default=1e-4, gt=0)
+    lr_adapter: float = Field(default=3e-5, gt=0, description="adapter and expander")
+    lr_bow: float = Field(default=1e-4, gt=0)
+    lr_scale: float = Field(default=5e-4, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    clip: float = Field(default=1.0, gt=0)
+    lora: LlinkLora = LlinkLora()
+    align_cos_w: float = Field(default=0.05, ge=0)
+    info_nce_w: float = Field(default=1e-3, ge=0)
+    info_nce_tau: float = Field(default=0.07, gt=0)
+    bow_loss_w: float = Field(default=0.1, ge=0)
+    usage: LlinkUsage = LlinkUsage()
+    gate_init: float = 0.5
+    gate_clamp: float = Field(default=0.7, gt=0, le=1)
+    gate_clamp_infer: float | None = Field(
+        default=None, gt=0, le=1, description="null: gate_clamp at inference too; 0.4: the original's split"
+    )
+    label_mask: Literal["target", "half"] = Field(
+        default="target", description="target: target + EOS exactly; half: the original's first-half mask, no EOS"
+    )
+    prompt: Literal["shared", "drift"] = Field(
+        default="shared", description="drift: evaluation uses the original's different inference prompt"
+    )
+    placeholder_rows: Literal["snapshot", "reseed"] = Field(
+        default="snapshot", description="reseed: the <f_i> rows are redrawn at evaluation, as the original's every process"
+    )
+    seq_len: int = Field(default=768, gt=0)
+    seed: int = 123
+
+
+class LlinkEval(Strict):
+    n_gen: int = Field(default=64, gt=0, description="dev rows decoded greedily")
+    max_new_tokens: int = Field(default=64, gt=0)
+    batch_size: int = Field(default=64, gt=1)
+    gate_boosts: list[float] = Field(default=[0.5, 1.0, 2.0], min_length=1)
+    eval_dropout: bool = Field(default=False, description="true: the original's dropout at evaluation (an ablation)")
+    n_probe: int = Field(default=4, gt=0, description="dev rows of the lexeme probe")
+    probe_top: int = Field(default=10, gt=0)
+    seed: int = 0
+
+
+class Llink(Strict):
+    """LLINK (a language as a modality): dvc.yaml llink_* stages, stages/lib/llink/."""
+
+    k_slots: int = Field(default=8, gt=0)
+    threads: int = Field(default=1, gt=0, description="torch threads: a fixed count, so reruns write the same bytes")
+    data: LlinkData
+    backbones: LlinkBackbones
+    stage_a: LlinkStageA
+    stage_b: LlinkStageB
+    eval: LlinkEval = LlinkEval()
+
+
+
 # --------------------------------------------------------------------------- the whole file
 
 
@@ -555,6 +715,7 @@ class Params(Strict):
     package: Package
     train: Train
     evaluate: Evaluate
+    llink: Llink
     grid: list[GridEntry] = Field(min_length=1)
     runs: dict[str, Run] = Field(min_length=1)
 
