@@ -51,7 +51,6 @@ from stages.lib.provenance import code_provenance, write_provenance
 
 DEFAULT_EXTRACTOR = "refined"
 DELTA_EPSILON = 1e-9  # a cell is "changed" when |Δacc| or |Δfail| exceeds this
-PHASE3_BENCHMARKS = ("xnli", "csqa", "sib200", "belebele")
 SUMMARY_KEYS = ("summary", "parse_failure_rates")
 
 CELL_KEY = results.CELL_KEY
