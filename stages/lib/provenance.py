@@ -89,8 +89,10 @@ def write_json(path: Path | str, data: Any) -> None:
     tmp.replace(path)
 
 
-def write_provenance(out_dir: Path | str, stage: str, params: Any, extra: dict | None = None) -> None:
+def write_provenance(
+    out_dir: Path | str, stage: str, params: Any, extra: dict | None = None, packages: Iterable[str] = CORPUS_PACKAGES
+) -> None:
     """``provenance.json`` beside a stage's outputs: content provenance plus the git commit."""
-    record = content_provenance(stage, params, extra)
+    record = content_provenance(stage, params, extra, packages)
     record.update(code_provenance())
     write_json(Path(out_dir) / "provenance.json", record)

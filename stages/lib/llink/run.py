@@ -14,7 +14,7 @@ from typing import Any, Callable
 from pydantic_core import to_jsonable_python
 
 from stages.lib.params import Llink, ParamsError, load_params
-from stages.lib.provenance import code_provenance, content_provenance, write_json
+from stages.lib.provenance import content_provenance, write_json, write_provenance
 
 # the distributions whose versions decide the bytes of the llink outputs
 LLINK_PACKAGES = ("datasets", "peft", "safetensors", "tokenizers", "torch", "transformers")
@@ -27,10 +27,7 @@ def provenance(stage: str, params: Any, extra: dict | None = None) -> dict:
 
 def stamp(folder: Path, stage: str, params: Any) -> None:
     """``provenance.json`` (content provenance + git commit) in the stage's own folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    record = provenance(stage, params)
-    record.update(code_provenance())
-    write_json(folder / "provenance.json", record)
+    write_provenance(folder, stage, to_jsonable_python(params), packages=LLINK_PACKAGES)
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
