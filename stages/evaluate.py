@@ -602,11 +602,10 @@ def evaluate_session(
             bar.set_postfix(cell=job.key)
     if bar is not None:
         bar.close()
+    elapsed = time.perf_counter() - started
     if worker is not None:  # the session's process writes the outputs once every worker is done
-        elapsed = time.perf_counter() - started
         return {"session": session_id, "worker": f"{worker[0]}/{worker[1]}", "cells": len(mine), "cells_run": cells_run,
                 "examples_run": done_examples, "seconds": round(elapsed, 3)}
-    elapsed = time.perf_counter() - started
 
     if out.exists():
         shutil.rmtree(out)
