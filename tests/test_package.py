@@ -68,3 +68,36 @@ def test_unlisted_dataset_and_missing_input_are_named(setup, capsys):
     assert "package.datasets" in capsys.readouterr().err
     assert package.main(["--dataset", "condition-2-zh-5k", *args[2:]]) == 2
     assert "condition-2-zh-5k" in capsys.readouterr().err
+
+
+def test_counts_equal_the_transformers_tokenizer_of_the_smoke_base(tmp_path):
+    """The stage counts with the ``tokenizers`` backend; the original counted with AutoTokenizer."""
+    from transformers import AutoTokenizer
+
+    from stages.base import train_tokenizer
+
+    texts = [
+        "def add(a, b):\n    return a + b  # 12345\n",
+        "定义 加(甲, 乙):\n    返回 甲 + 乙\n",
+        "si x:\n\tdevolver 'ñandú'\r\n",
+        "اگر x:\n    واپس 'ق'\n",
+        "s = '<BOS_TOKEN>' + '<|END_OF_TURN_TOKEN|>'  # special tokens inside code\n",
+        "cafe\u0301 = 'NFC'\n   \n\n",
+    ]
+    train_tokenizer(texts * 3, 400).save_pretrained(tmp_path / "base")
+    backend = package.load_tokenizer(tmp_path)
+    reference = AutoTokenizer.from_pretrained(tmp_path / "base", trust_remote_code=False)
+    counted = package.with_token_counts([{"code": t} for t in texts], backend)
+    assert [r["token_count"] for r in counted] == [len(reference.encode(t, add_special_tokens=False)) for t in texts]
+
+
+def test_missing_or_broken_tokenizer_is_named(setup, capsys):
+    tmp_path, args, _ = setup
+    tokenizer_json = tmp_path / "models" / "base" / "tokenizer.json"
+    tokenizer_json.write_text("{not json", encoding="utf-8")
+    assert package.main(args) == 2
+    assert str(tokenizer_json) in capsys.readouterr().err
+    tokenizer_json.unlink()
+    assert package.main(args) == 2
+    assert "dvc repro base" in capsys.readouterr().err
+    assert not (tmp_path / "data" / "packaged" / "condition-1-en-5k").exists()
