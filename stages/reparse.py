@@ -3,6 +3,7 @@
     python -m stages.reparse RESULTS.json...                 # writes each sibling _summary_reparsed_
     python -m stages.reparse --jobs 2 --stamp-time FILE...   # 2 processes; reparsed_at as the original
     python -m stages.reparse --extract sib200 --extractor strict < outputs.jsonl
+    python -m stages.reparse --no-repo-head --jobs 1 --sessions params.yaml   # dvc.yaml: reparse (every session)
 
 Reads ``{condition}_seed{N}[_smokeN]_results_{template}.json`` in the published schema of
 ``legesher/language-decoded-experiments`` (cells ``template1_xnli_data=zh_instr=en`` holding rows
@@ -364,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stamp-time", action="store_true", help="write reparsed_at (UTC ISO-8601); outputs then differ per run")
     parser.add_argument("--no-repo-head", action="store_true", help="leave repo_head_commit out of the provenance")
     parser.add_argument("--out-dir", type=Path, help="write the reparsed summaries here instead of beside each file")
+    parser.add_argument("--sessions", type=Path, metavar="PARAMS",
+                        help="the dvc stage: every session of evaluate.sessions in PARAMS, its out into its reparsed folder")
     return parser
 
 
@@ -382,32 +385,74 @@ def main(argv: Sequence[str] | None = None) -> int:
             if hasattr(stream, "reconfigure"):
                 stream.reconfigure(encoding="utf-8")
         return extract_stream(args.extract, name, sys.stdin, sys.stdout, sys.stderr)
+    if args.sessions is not None:
+        if args.files or args.out_dir is not None:
+            parser.error("--sessions takes each session's folders from the params file; give no files or --out-dir")
+        return reparse_sessions(args.sessions, jobs=args.jobs, stamp_time=args.stamp_time, no_repo_head=args.no_repo_head)
     if not args.files:
-        parser.error("give one or more _results_ files, or --extract BENCHMARK")
+        parser.error("give one or more _results_ files, or --extract BENCHMARK, or --sessions params.yaml")
     if args.extractor not in (None, DEFAULT_EXTRACTOR):
         parser.error(f"files are scored with the {DEFAULT_EXTRACTOR} extractor (the published _summary_reparsed_); "
                      "use reparse_results(..., extractor_name=...) for another")
     files = []
     for path in args.files:
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.json") if RESULTS_NAME.match(p.name))
+            found = results_files(path)
             if not found and args.out_dir is None:
                 parser.error(f"{path}: no _results_ files in this folder")
-            if not found:  # a Phase 2 session: its tables use the strict extractor only
+            if not found:
                 print(f"reparse: {path}: no Phase 3 _results_ files; nothing to reparse", file=sys.stderr)
             files += found
         else:
             files.append(path)
     repo_head = None if args.no_repo_head else repo_head_commit()
     if args.out_dir is not None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-        for stale in args.out_dir.glob("*_summary_reparsed_*.json"):  # nothing stale may survive in a stage output
-            stale.unlink()
-    failed = reparse_files(files, jobs=args.jobs, stamp_time=args.stamp_time, repo_head=repo_head, out_dir=args.out_dir) if files else 0
-    if args.out_dir is not None and not failed:
-        write_provenance(args.out_dir, "reparse", {"inputs": [p.name for p in files], "repo_head": repo_head})
+        return reparse_into(args.out_dir, files, jobs=args.jobs, stamp_time=args.stamp_time, repo_head=repo_head)
+    return 1 if reparse_files(files, jobs=args.jobs, stamp_time=args.stamp_time, repo_head=repo_head) else 0
+
+
+def results_files(folder: Path) -> list[Path]:
+    """A folder's ``_results_`` files, sorted; a Phase 2 session has none (its tables use the strict extractor only)."""
+    return sorted(p for p in folder.glob("*.json") if RESULTS_NAME.match(p.name))
+
+
+def reparse_into(out_dir: Path, files: list[Path], *, jobs: int | None, stamp_time: bool, repo_head: str | None) -> int:
+    """One stage output folder: stale summaries removed, the files' summaries and a provenance.json written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob("*_summary_reparsed_*.json"):  # nothing stale may survive in a stage output
+        stale.unlink()
+    failed = reparse_files(files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head, out_dir=out_dir) if files else 0
+    if not failed:
+        write_provenance(out_dir, "reparse", {"inputs": [p.name for p in files], "repo_head": repo_head})
     return 1 if failed else 0
 
+
+def reparse_sessions(params_path: Path, *, jobs: int | None, stamp_time: bool, no_repo_head: bool) -> int:
+    """The dvc stage: every session of ``evaluate.sessions``, its ``out`` into its ``reparsed``.
+
+    One process for all sessions: the work is milliseconds a session, while a stage per session
+    cost 1.7 s each in process start and dvc.lock rewrites. A session not evaluated yet is
+    skipped with its name (the report lists its cells as missing); a bad results file fails the
+    stage, naming the file, after the other sessions are written."""
+    from stages.lib.params import ParamsError, load_params
+
+    try:
+        sessions = load_params(params_path).evaluate.sessions
+    except (ParamsError, OSError) as error:
+        print(f"reparse: {error}", file=sys.stderr)
+        return 2
+    repo_head = None if no_repo_head else repo_head_commit()
+    failed = 0
+    for name, session in sessions.items():
+        source = Path(session.out)
+        if not source.is_dir():  # not evaluated yet: the report lists its cells as missing
+            print(f"reparse: session {name!r}: skipped, {source} does not exist (dvc repro evaluate@{name})", file=sys.stderr)
+            continue
+        files = results_files(source)
+        if not files:
+            print(f"reparse: session {name!r}: no Phase 3 _results_ files in {source}; nothing to reparse", file=sys.stderr)
+        failed += reparse_into(Path(session.reparsed), files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head)
+    return 1 if failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -648,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--params", type=Path, help="params.yaml: report the runs it lists (with --eval-dir)")
     parser.add_argument("--eval-dir", type=Path, default=Path("metrics/eval"), help="the evaluate stage's output folder")
     parser.add_argument("--reparsed-dir", type=Path, default=None,
-                        help="with --params: where reparse@<session> wrote the refined summaries (else reparsed in memory)")
+                        help="with --params: where the reparse stage wrote the refined summaries (else reparsed in memory)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--xnli-n-original", action="store_true", help="XNLI n = 2,505 in the z test, as published (§7.1)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes reading results files")

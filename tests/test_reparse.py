@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from stages import reparse
 from stages.lib import extractors
@@ -293,3 +294,40 @@ def test_cli_usage_errors(results_path):
 
 def test_module_docstring_gives_the_command():
     assert "python -m stages.reparse" in reparse.__doc__
+
+
+def test_sessions_mode_writes_each_session_and_names_what_it_skips(tmp_path, monkeypatch, capsys):
+    """The dvc stage: every evaluate.sessions entry, its out folder into its reparsed folder."""
+    from stages.configure import render
+
+    params = render("smoke", "phase3")
+    sessions = params["evaluate"]["sessions"]
+    names = list(sessions)[:3]
+    monkeypatch.chdir(tmp_path)
+    Path("params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    evaluated, bad, not_run = (sessions[name] for name in names)
+    write_results(Path(evaluated["out"]))
+    broken = write_results(Path(bad["out"]))
+    broken.write_text(broken.read_text(encoding="utf-8")[:200], encoding="utf-8")  # truncated mid-run
+    stale = Path(evaluated["reparsed"]) / "old_summary_reparsed_template9.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+
+    assert reparse.main(["--no-repo-head", "--jobs", "1", "--sessions", "params.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert str(broken) in err  # the bad file is named, and fails the stage
+    assert repr(names[2]) in err and "skipped" in err  # not evaluated yet: named, not a failure
+    written = sorted(p.name for p in Path(evaluated["reparsed"]).iterdir())
+    assert written == [OUT_NAME, "provenance.json"]  # the good session is written, the stale file gone
+    assert not Path(not_run["reparsed"]).exists()
+
+    broken.unlink()
+    assert reparse.main(["--no-repo-head", "--jobs", "1", "--sessions", "params.yaml"]) == 0
+
+
+def test_sessions_mode_refuses_files_and_a_bad_params_file(tmp_path, results_path, capsys):
+    with pytest.raises(SystemExit):
+        reparse.main(["--sessions", "params.yaml", str(results_path)])
+    missing = tmp_path / "nowhere.yaml"
+    assert reparse.main(["--sessions", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err

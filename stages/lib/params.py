@@ -423,7 +423,7 @@ class EvalSession(Strict):
 
     weights: str = Field(description="dvc.yaml dep: the adapter folder, or models/base for the baseline")
     out: str = Field(description="metrics/eval/<phase>/conditions/<condition>/seed<N|none>")
-    reparsed: str = Field(description="reparse@<session>: metrics/reparsed/<the same layout>")
+    reparsed: str = Field(description="where the reparse stage writes this session: metrics/reparsed/<the same layout>")
 
 
 class Evaluate(Strict):

@@ -197,7 +197,7 @@ def expected_from_params(
     phase: str = "phase3",
 ) -> Index:
     """The files the params' runs (and the baseline) must have, checked one by one; no globbing.
-    ``reparsed_dir``: where reparse@<session> wrote the refined summaries (the same layout)."""
+    ``reparsed_dir``: where the reparse stage wrote the refined summaries (the same layout)."""
     eval_dir = Path(eval_dir)
     wanted = [(BASELINE, "none")]
     wanted += sorted({(run_condition(run_id, run.seed), str(run.seed)) for run_id, run in runs.items()},

@@ -51,7 +51,7 @@ def test_repro_rebuilds_identically_and_then_does_nothing(tmp_path, project):
 
     # the adapter and the baseline through evaluate, reparse and report
     sessions = ("baseline", "condition-1-en-5k-seed42")
-    dvc("repro", "--single-item", *(f"evaluate@{s}" for s in sessions), *(f"reparse@{s}" for s in sessions), cwd=project)
+    dvc("repro", "--single-item", *(f"evaluate@{s}" for s in sessions), "reparse", cwd=project)
     dvc("repro", "--single-item", "report", cwd=project)
     run_dir = project / "metrics/eval/phase3/conditions/condition-1-en-5k/seed42"
     results = json.loads((run_dir / "condition-1-en-5k_seed42_results_template1.json").read_text())
