@@ -1,0 +1,130 @@
+"""repro: ``dvc repro`` with up to N stages running at once, for a machine with cores to spare.
+
+    python -m stages.repro --jobs 2          # what `dvc repro` does, two stages at a time
+    python -m stages.repro --jobs 2 --dry    # the stages it would run, in order
+
+DVC runs one stage at a time (treeverse/dvc#755). Most of the smoke pipeline's stages are one
+Python process each, whose first 6 s are spent importing torch and transformers on one core, and
+the tiny models gain nothing from a second thread; so on two cores two stages at a time finish
+the grid in about half the time. The same goes for CPU stages at paper scale (transpile,
+translate, package). GPU stages that share one GPU must not overlap: use ``--jobs 1`` there,
+or ``dvc exp run --queue`` with a worker per GPU (README, "Scaling out").
+
+How: ``dvc status`` says which stages are out of date; those and every stage downstream of them
+are run, each as ``dvc --wait-for-lock repro --single-item <stage>`` once the stages it depends
+on have finished, in ``dvc.yaml``'s order. DVC itself decides, as in a plain ``dvc repro``,
+whether the stage runs, restores from the run-cache or is skipped, and records it in
+``dvc.lock`` under its repository lock, which it releases while the command runs (the locking
+DVC documents for parallel stages). The bytes are those of ``dvc repro``: the stages' outputs
+do not depend on the order in which independent stages run, nor on the thread count
+(``OMP_NUM_THREADS`` is set to cores / jobs unless already set; stages/train.py).
+
+A failing stage stops nothing that is running; no new stage starts, its output is printed, and
+the exit status is 1 with the failed and the not-run stages named. Every stage that finished is
+already in ``dvc.lock``, so rerunning the command continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Plan:
+    order: list[str]  # the stages to run, in dvc.yaml's (topological) order
+    upstream: dict[str, set[str]]  # stage -> the planned stages it depends on
+
+
+def plan(root: Path) -> Plan:
+    """Out-of-date stages and everything downstream of them, with the edges between them."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with contextlib.chdir(root), Repo(".") as repo:  # stage names are relative to the working directory
+        graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
+        stale = set(repo.status())
+        listed = {stage: index for index, stage in enumerate(repo.index.stages)}
+        # upstream first, ties in dvc.yaml's order
+        ordered = list(nx.lexicographical_topological_sort(graph.reverse(copy=False), key=listed.get))
+        planned = set()
+        for stage in ordered:  # upstream first, so one pass reaches every descendant
+            if stage.addressing in stale or any(dep in planned for dep in graph.successors(stage)):
+                planned.add(stage)
+        order = [stage for stage in ordered if stage in planned]
+        upstream = {s.addressing: {d.addressing for d in graph.successors(s) if d in planned} for s in order}
+    return Plan([s.addressing for s in order], upstream)
+
+
+def run(root: Path, jobs: int, out=sys.stdout) -> int:
+    """Run the plan with up to ``jobs`` stages at once; 0, or 1 with the failures named."""
+    started = time.monotonic()
+    work = plan(root)
+    if not work.order:
+        print("repro: every stage is up to date", file=out)
+        return 0
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    pending, running, done, failed = list(work.order), {}, set(), []
+    logs = Path(tempfile.mkdtemp(prefix="repro-logs-"))
+    print(f"repro: {len(pending)} stages, {jobs} at a time (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})", file=out)
+    while pending or running:
+        if not failed:
+            for name in [n for n in pending if work.upstream[n] <= done][: jobs - len(running)]:
+                pending.remove(name)
+                log = logs / (name.replace("/", "_") + ".log")
+                with log.open("w", encoding="utf-8") as handle:
+                    process = subprocess.Popen(
+                        ["dvc", "--wait-for-lock", "repro", "--single-item", name],
+                        cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                    )
+                running[name] = (process, log, time.monotonic())
+                print(f"repro: {name} started", file=out, flush=True)
+        elif not running:
+            break
+        time.sleep(0.2)
+        for name, (process, log, began) in list(running.items()):
+            if process.poll() is None:
+                continue
+            del running[name]
+            seconds = time.monotonic() - began
+            if process.returncode == 0:
+                done.add(name)
+                print(f"repro: {name} done in {seconds:.1f} s", file=out, flush=True)
+            else:
+                failed.append(name)
+                print(f"repro: {name} FAILED (exit {process.returncode}) after {seconds:.1f} s; its output:", file=out)
+                print(log.read_text(encoding="utf-8", errors="replace"), file=out, flush=True)
+    elapsed = time.monotonic() - started
+    if failed:
+        print(f"repro: failed: {', '.join(failed)}; not run: {', '.join(pending) or 'none'}; "
+              f"{len(done)} stages finished and recorded in dvc.lock ({elapsed:.1f} s)", file=out)
+        return 1
+    print(f"repro: {len(done)} stages in {elapsed:.1f} s with {jobs} at a time", file=out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.repro", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="stages at a time (default: cores)")
+    parser.add_argument("--dry", action="store_true", help="print the stages that would run, in order, and stop")
+    parser.add_argument("--root", type=Path, default=Path("."), help="the repository (default: here)")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs: at least 1")
+    if args.dry:
+        for name in plan(args.root).order:
+            print(name)
+        return 0
+    return run(args.root, args.jobs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
