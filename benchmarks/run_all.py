@@ -7,7 +7,9 @@
 Runs each script of this folder as a subprocess with this interpreter, from the repository root,
 and reads the ``RESULT {json}`` line each prints last (their human output is echoed as it comes):
 
-- ``pipeline_speed.py``: smoke ``dvc repro`` in a clean clone of HEAD (<= 5 min), then the no-op (<= 5 s);
+- ``pipeline_speed.py``: the smoke pipeline in a clean clone of HEAD (<= 5 min), with ``--jobs`` stages at
+  a time (default: the core count, through ``python -m stages.repro``; ``--jobs 1``: plain ``dvc repro``),
+  then the no-op ``dvc repro`` (<= 5 s);
 - ``transpile_speed.py --goal-only``: 5,000 real files, 2 workers, round trip verified (<= 10 s);
 - ``report_speed.py``: reparse + report over a synthetic corpus of the published size (<= 60 s);
 - ``eval_speed.py``: batched (32) against one-at-a-time generation on the smoke base (>= 5x).
@@ -68,10 +70,10 @@ def judged(value: float, goal: float, at_most: bool, quick_note: str | None) -> 
     return "yes" if (value <= goal if at_most else value >= goal) else "NO"
 
 
-def pipeline_rows(quick: bool, failures: list[str]) -> tuple[list[Row], Path | None]:
-    args = ["--keep"] + (["--target", "subset"] if quick else [])
+def pipeline_rows(quick: bool, jobs: int, failures: list[str]) -> tuple[list[Row], Path | None]:
+    args = ["--keep"] + (["--target", "subset"] if quick else ["--jobs", str(jobs)])
     result, error, stdout = run_script("pipeline_speed.py", args)
-    label = " (quick: up to subset)" if quick else ""
+    label = " (quick: up to subset)" if quick else ("" if jobs == 1 else f", {jobs} stages at a time")
     if result is None:
         failures.append(error)
         kept = [line.split("clone kept at ", 1)[1] for line in stdout.splitlines() if "clone kept at " in line]
@@ -143,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down variants: a fast check, not the goals")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS), help="run only these")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="stages at a time for the clean-clone pipeline (default: cores; 1: plain dvc repro)")
     args = parser.parse_args(argv)
 
     rows: list[Row] = []
@@ -150,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     clone = None
     try:
         if "pipeline" in args.only:
-            pipeline, clone = pipeline_rows(args.quick, failures)
+            pipeline, clone = pipeline_rows(args.quick, args.jobs, failures)
             rows += pipeline
         if "transpile" in args.only:
             rows.append(transpile_row(args.quick, failures))

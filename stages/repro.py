@@ -12,7 +12,8 @@ or ``dvc exp run --queue`` with a worker per GPU (README, "Scaling out").
 
 How: ``dvc status`` says which stages are out of date; those and every stage downstream of them
 are run, each as ``dvc --wait-for-lock repro --single-item <stage>`` once the stages it depends
-on have finished, in ``dvc.yaml``'s order. DVC itself decides, as in a plain ``dvc repro``,
+on have finished, in the order they became ready (``dvc.yaml``'s order among those ready together,
+so a side branch such as LLINK runs beside the grid rather than after it). DVC itself decides, as in a plain ``dvc repro``,
 whether the stage runs, restores from the run-cache or is skipped, and records it in
 ``dvc.lock`` under its repository lock, which it releases while the command runs (the locking
 DVC documents for parallel stages). The bytes are those of ``dvc repro``: the stages' outputs
@@ -75,9 +76,13 @@ def run(root: Path, jobs: int, out=sys.stdout) -> int:
     pending, running, done, failed = list(work.order), {}, set(), []
     logs = Path(tempfile.mkdtemp(prefix="repro-logs-"))
     print(f"repro: {len(pending)} stages, {jobs} at a time (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})", file=out)
+    ready_since: dict[str, int] = {}  # first come, first run: a side branch ready early is not starved
     while pending or running:
+        for name in pending:
+            if name not in ready_since and work.upstream[name] <= done:
+                ready_since[name] = len(ready_since)
         if not failed:
-            for name in [n for n in pending if work.upstream[n] <= done][: jobs - len(running)]:
+            for name in sorted((n for n in pending if n in ready_since), key=ready_since.get)[: jobs - len(running)]:
                 pending.remove(name)
                 log = logs / (name.replace("/", "_") + ".log")
                 with log.open("w", encoding="utf-8") as handle:
