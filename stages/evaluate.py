@@ -244,24 +244,56 @@ class HFBackend(Backend):
         return outputs
 
     def _scores(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[float]:
-        """Sequences are left-padded, so every continuation ends at the last position and only the
-        last ``longest continuation + 1`` logits are computed (``logits_to_keep``)."""
+        """Each distinct context runs once, and its last position scores every continuation's first
+        token: a prompt with K one-token choices costs one forward, not K (a third of evaluate's
+        time went to the K-fold repeats). Tokens after the first come from a forward over context +
+        continuation, only for the continuations that have them."""
+        firsts = self._first_token_logprobs(pairs)
+        rest = iter(self._later_token_logprobs([(ctx, cont) for ctx, cont in pairs if len(cont) > 1]))
+        return [first + (next(rest) if len(cont) > 1 else 0.0) for first, (_, cont) in zip(firsts, pairs)]
+
+    def _forward_last(self, batch: Sequence[Sequence[int]], keep: int):
+        """Log-probabilities at the last ``keep`` positions of left-padded sequences: [batch, keep, vocab]."""
         torch = self.torch
-        keep = max(len(cont) for _, cont in pairs) + 1
+        input_ids, mask = self._left_padded(batch)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        with torch.inference_mode():
+            logits = self.model(
+                input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+            ).logits.float()
+        return torch.nn.functional.log_softmax(logits, dim=-1)
+
+    def _first_token_logprobs(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[float]:
+        contexts = list(dict.fromkeys(tuple(ctx) for ctx, _ in pairs))
+        wanted: dict[tuple[int, ...], dict[int, float]] = {ctx: {} for ctx in contexts}
+        for ctx, cont in pairs:
+            if cont:
+                wanted[tuple(ctx)][cont[0]] = 0.0
+        size = self.evaluate.batch_size
+        for start in range(0, len(contexts), size):
+            chunk = contexts[start : start + size]
+            logprobs = self._forward_last(chunk, 1)
+            for row, ctx in enumerate(chunk):
+                for token in wanted[ctx]:
+                    wanted[ctx][token] = float(logprobs[row, 0, token])
+        return [wanted[tuple(ctx)][cont[0]] if cont else 0.0 for ctx, cont in pairs]
+
+    def _later_token_logprobs(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[float]:
+        """Summed log-probabilities of each continuation's tokens after the first. Sequences are
+        left-padded, so every continuation ends at the last position and only the last
+        ``longest continuation`` logits are computed (``logits_to_keep``)."""
+        if not pairs:
+            return []
+        torch = self.torch
+        keep = max(len(cont) for _, cont in pairs)
         scores: list[float] = []
         for start in range(0, len(pairs), self.evaluate.batch_size):
-            batch = [list(ctx) + list(cont) for ctx, cont in pairs[start : start + self.evaluate.batch_size]]
-            input_ids, mask = self._left_padded(batch)
-            positions = (mask.cumsum(-1) - 1).clamp(min=0)
-            with torch.inference_mode():
-                logits = self.model(
-                    input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep
-                ).logits.float()
-            logprobs = torch.nn.functional.log_softmax(logits, dim=-1)  # [batch, keep, vocab]
-            for row, (_, cont) in enumerate(pairs[start : start + self.evaluate.batch_size]):
-                # logits at kept position j predict the token at kept position j + 1
-                steps = torch.arange(keep - 1 - len(cont), keep - 1, device=self.device)
-                targets = torch.tensor(cont, device=self.device)
+            chunk = pairs[start : start + self.evaluate.batch_size]
+            logprobs = self._forward_last([list(ctx) + list(cont) for ctx, cont in chunk], keep)
+            for row, (_, cont) in enumerate(chunk):
+                # the logits at kept position j predict the token at kept position j + 1
+                steps = torch.arange(keep - len(cont), keep - 1, device=self.device)
+                targets = torch.tensor(cont[1:], device=self.device)
                 scores.append(float(logprobs[row, steps, targets].sum()))
         return scores
 

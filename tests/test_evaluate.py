@@ -172,6 +172,24 @@ def test_loglik_equals_a_naive_one_sequence_computation(workspace, repo_root):
     assert backend.choose(prompts, benchmark.choices) == expected
 
 
+def test_shared_context_scores_equal_one_sequence_per_choice(workspace):
+    """One forward per distinct context for first tokens, one per longer continuation for the rest:
+    the same sums as a forward over each context + continuation alone."""
+    backend = _backend(workspace)
+    model, tokenizer = backend.model, backend.tokenizer
+    contexts = [tokenizer(text)["input_ids"] for text in ("Question: 2 + 2 =", "Premise: it rains.\nAnswer:", "x")]
+    continuations = [tokenizer(" " + text, add_special_tokens=False)["input_ids"]
+                     for text in ("A", "science/technology", "entailment", "four hundred and two")]
+    assert {len(c) for c in continuations} != {1}  # single- and multi-token continuations both
+    pairs = [(ctx, cont) for ctx in contexts for cont in continuations] + [(contexts[0], continuations[1])]
+    naive = []
+    for ctx, cont in pairs:
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ctx + cont])).logits[0].log_softmax(-1)
+        naive.append(sum(float(logits[len(ctx) - 1 + i, t]) for i, t in enumerate(cont)))
+    assert backend._scores(pairs) == pytest.approx(naive, abs=1e-4)
+
+
 def test_batched_generation_equals_one_at_a_time(workspace, repo_root):
     # a randomly initialised model: it never stops early, so every row generates all 10 tokens
     pretrained = _backend(workspace)
