@@ -72,6 +72,8 @@ def run(root: Path, jobs: int, out=sys.stdout) -> int:
         print("repro: every stage is up to date", file=out)
         return 0
     env = dict(os.environ)
+    # the stages' `python -m stages.<stage>` must find this interpreter, as `dvc repro` from the venv would
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
     pending, running, done, failed = list(work.order), {}, set(), []
     logs = Path(tempfile.mkdtemp(prefix="repro-logs-"))
@@ -87,7 +89,7 @@ def run(root: Path, jobs: int, out=sys.stdout) -> int:
                 log = logs / (name.replace("/", "_") + ".log")
                 with log.open("w", encoding="utf-8") as handle:
                     process = subprocess.Popen(
-                        ["dvc", "--wait-for-lock", "repro", "--single-item", name],
+                        [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", name],
                         cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT,
                     )
                 running[name] = (process, log, time.monotonic())

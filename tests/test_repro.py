@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,7 +89,8 @@ def test_runs_independent_stages_at_once_in_dependency_order(project):
     ran = spans(project)
     assert ran["a"][1] <= min(ran["b"][0], ran["c"][0]) and max(ran["b"][1], ran["c"][1]) <= ran["d"][0]
     assert overlap(ran["b"], ran["c"]) or overlap(ran["a"], ran["e"])  # two at a time, somewhere
-    status = subprocess.run(["dvc", "status", "--json"], cwd=project, capture_output=True, text=True, check=True)
+    status = subprocess.run([sys.executable, "-m", "dvc", "status", "--json"], cwd=project, capture_output=True,
+                            text=True, check=True)
     assert json.loads(status.stdout) == {}  # dvc.lock records every stage
     lock = (project / "dvc.lock").read_text()
     assert all(f"\n  {name}:\n" in lock for name in "abcde")
