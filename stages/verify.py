@@ -15,8 +15,15 @@ first on PATH so each stage's ``python -m stages.<name>`` is this interpreter to
   ``provenance.json``. Those carry the git SHA and a dirty flag by design (README, "What a rebuild
   guarantees"); no stage depends on them, and they are the one place a commit is allowed to show.
 
-It prints "N of N outputs identical" and the metric and report files count, and exits 1 naming every
-output that differs. Then the no-op: a second ``dvc repro`` in the first clone must run nothing ("Running
+The second clone runs as a second machine would, as far as one machine can play one: one thread
+(``OMP_NUM_THREADS=1``; the first clone keeps the machine's default) and MKL held to AVX2
+(``MKL_ENABLE_INSTRUCTIONS=AVX2``), so outputs that depend on thread count or instruction set show up
+(stages.lib.numerics pins both away); ``--same-machine`` runs both clones alike. The first clone's
+git-tracked metric, report and model-inventory files are also compared with the commit itself: the
+committed results must be what HEAD's code rebuilds here.
+
+It prints "N of N outputs identical", the metric and report files count and the committed files
+reproduced, and exits 1 naming every output that differs. Then the no-op: a second ``dvc repro`` in the first clone must run nothing ("Running
 stage" absent from its output) and ``dvc status --json`` must be ``{}``. Nothing is written to the
 repository; the clones are removed unless ``--keep``. In a fresh clone every stage runs (no outputs, no
 run-cache), so every lock entry is rebuilt; with targets in ``--repro-args``, the entries of stages not
@@ -42,7 +49,9 @@ from pathlib import Path
 
 import yaml
 
-COMPARED_FOLDERS = ("metrics", "reports")
+COMPARED_FOLDERS = ("metrics", "reports", "models")  # models: MANIFEST.md and manifest.json
+# the second clone's stand-in for another machine: other thread count, MKL capped at AVX2
+SECOND_MACHINE_ENV = {"OMP_NUM_THREADS": "1", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 EXCLUDED_NAMES = frozenset({"provenance.json"})  # git SHA + dirty flag, by design
 
 
@@ -53,22 +62,24 @@ class Comparison:
     outputs: int = 0
     files: int = 0
     excluded: int = 0
+    committed: int = 0
     output_differences: list[str] = field(default_factory=list)
     file_differences: list[str] = field(default_factory=list)
+    commit_differences: list[str] = field(default_factory=list)
 
     @property
     def differences(self) -> list[str]:
-        return self.output_differences + self.file_differences
+        return self.output_differences + self.file_differences + self.commit_differences
 
 
-def dvc_env() -> dict[str, str]:
+def dvc_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     # dvc runs each stage's `python -m ...` from PATH: make it this interpreter, venv or not
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    return {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1"}
+    return {**os.environ, "PATH": path, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1", **(extra or {})}
 
 
-def run_dvc(args: Sequence[str], cwd: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=dvc_env(),
+def run_dvc(args: Sequence[str], cwd: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=dvc_env(extra_env),
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"dvc {' '.join(args)} failed in {cwd} ({done.returncode}):\n"
@@ -122,10 +133,25 @@ def compare_files(a_dir: Path, b_dir: Path, comparison: Comparison, folders: Seq
             comparison.file_differences.append(f"{name}: bytes differ")
 
 
+def compare_with_commit(clone_dir: Path, comparison: Comparison, folders: Sequence[str] = COMPARED_FOLDERS) -> None:
+    """The rebuilt files git tracks (or would) against the commit: what a `git status` after repro shows."""
+    names = {name for name in git_files(clone_dir, folders) if Path(name).name not in EXCLUDED_NAMES}
+    comparison.committed = len(names)
+    changed = subprocess.run(["git", "status", "--porcelain", "-z", "--untracked-files=all", "--", *folders],
+                             cwd=clone_dir, check=True, capture_output=True, text=True).stdout
+    for entry in sorted(filter(None, changed.split("\0"))):
+        state, name = entry[:2], entry[3:]
+        if Path(name).name in EXCLUDED_NAMES or name not in names and state.strip() != "D":
+            continue
+        what = {"??": "not in the commit", " D": "in the commit, not rebuilt"}.get(state, "differs from the commit")
+        comparison.commit_differences.append(f"{name}: {what}")
+
+
 def compare_clones(a_dir: Path, b_dir: Path, folders: Sequence[str] = COMPARED_FOLDERS) -> Comparison:
     comparison = Comparison()
     compare_locks(lock_outputs(a_dir / "dvc.lock"), lock_outputs(b_dir / "dvc.lock"), comparison)
     compare_files(a_dir, b_dir, comparison, folders)
+    compare_with_commit(a_dir, comparison, folders)
     return comparison
 
 
@@ -154,15 +180,18 @@ def check_noop(clone_dir: Path, repro_args: Sequence[str]) -> list[str]:
     return problems
 
 
-def verify(repo: Path, workdir: Path, repro_args: Sequence[str] = ("repro",), out=None) -> int:
-    """Clone twice into ``workdir``, repro both, compare, check the no-op; 0 when all agree."""
+def verify(repo: Path, workdir: Path, repro_args: Sequence[str] = ("repro",), out=None,
+           second_machine: dict[str, str] | None = SECOND_MACHINE_ENV) -> int:
+    """Clone twice into ``workdir``, repro both (the second as ``second_machine``), compare, check the
+    no-op; 0 when all agree."""
     out = out or sys.stdout
     clones = [clone(repo, workdir / name) for name in ("a", "b")]
-    for clone_dir in clones:
+    for clone_dir, extra_env in zip(clones, (None, second_machine)):
         started = time.perf_counter()
-        done = run_dvc(repro_args, clone_dir)
+        done = run_dvc(repro_args, clone_dir, extra_env)
         ran = sum("Running stage" in line for line in (done.stdout + done.stderr).splitlines())
-        print(f"dvc {' '.join(repro_args)} in {clone_dir}: {time.perf_counter() - started:.1f} s, "
+        playing = " with " + " ".join(f"{k}={v}" for k, v in extra_env.items()) if extra_env else ""
+        print(f"dvc {' '.join(repro_args)} in {clone_dir}{playing}: {time.perf_counter() - started:.1f} s, "
               f"{ran} stages ran", file=out)
 
     comparison = compare_clones(*clones)
@@ -171,6 +200,8 @@ def verify(repo: Path, workdir: Path, repro_args: Sequence[str] = ("repro",), ou
     print(f"{same_outputs} of {comparison.outputs} outputs identical (dvc.lock md5)", file=out)
     print(f"{same_files} of {comparison.files} metric and report files identical byte for byte "
           f"({comparison.excluded} provenance.json excluded)", file=out)
+    print(f"{comparison.committed - len(comparison.commit_differences)} of {comparison.committed} committed "
+          f"metric, report and inventory files rebuilt as committed", file=out)
     for difference in comparison.differences:
         print(f"DIFFERS {difference}", file=out)
 
@@ -187,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="where the two clones go (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the clones and print where they are")
     parser.add_argument("--repro-args", default="repro", help='dvc arguments of the rebuild (default: "repro")')
+    parser.add_argument("--same-machine", action="store_true",
+                        help="run the second clone like the first (default: one thread, MKL capped at AVX2)")
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ldr-verify-"))
@@ -194,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if any((workdir / name).exists() for name in ("a", "b")):
         parser.error(f"{workdir} already holds a/ or b/: give an empty --workdir")
     try:
-        return verify(args.repo.resolve(), workdir, shlex.split(args.repro_args))
+        return verify(args.repo.resolve(), workdir, shlex.split(args.repro_args),
+                      second_machine=None if args.same_machine else SECOND_MACHINE_ENV)
     except RuntimeError as error:
         print(error, file=sys.stderr)
         return 2

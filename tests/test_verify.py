@@ -44,8 +44,10 @@ def git(*args: str, cwd: Path) -> None:
                    cwd=cwd, check=True, capture_output=True)
 
 
-def make_repo(path: Path, script: str, extra_outs: str = "", always_changed: bool = False) -> Path:
-    """A one-stage git + DVC repository (the .dvc folder written by hand, as `dvc init` would)."""
+def make_repo(path: Path, script: str, extra_outs: str = "", always_changed: bool = False,
+              commit_results: bool = True) -> Path:
+    """A one-stage git + DVC repository (the .dvc folder written by hand, as `dvc init` would), with its
+    results committed as the real repository's are."""
     (path / ".dvc").mkdir(parents=True)
     (path / ".dvc" / "config").write_text("[core]\n    analytics = false\n")
     (path / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
@@ -55,6 +57,10 @@ def make_repo(path: Path, script: str, extra_outs: str = "", always_changed: boo
     git("init", "-q", "-b", "main", cwd=path)
     git("add", "-A", cwd=path)
     git("commit", "-q", "-m", "tiny", cwd=path)
+    if commit_results:
+        verify.run_dvc(["repro"], path)
+        git("add", "-A", cwd=path)
+        git("commit", "-q", "-m", "results", cwd=path)
     return path
 
 
@@ -66,6 +72,7 @@ def test_identical_rebuilds_pass(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert "2 of 2 outputs identical" in printed
     assert "1 of 1 metric and report files identical" in printed  # score.json; provenance.json excluded
     assert "1 provenance.json excluded" in printed
+    assert "1 of 1 committed metric, report and inventory files rebuilt as committed" in printed
     assert "second repro ran nothing" in printed
     assert not (tmp_path / "work" / "a").exists()  # removed without --keep
 
@@ -84,10 +91,46 @@ def test_a_time_dependent_output_is_named(tmp_path: Path) -> None:
     printed = "".join(lines)
     assert code == 1
     differing = [line for line in printed.splitlines() if line.startswith("DIFFERS")]
-    assert differing == [line for line in differing if "metrics/stamp.json" in line] and len(differing) == 2
+    # the two clones' lock entries and files, and the committed file against the rebuild
+    assert differing == [line for line in differing if "metrics/stamp.json" in line] and len(differing) == 3
+    assert "metrics/stamp.json: differs from the commit" in printed
     assert "2 of 3 outputs identical" in printed
     assert "1 of 2 metric and report files identical" in printed
     assert (tmp_path / "work" / "a" / "out" / "data.txt").exists()  # verify() itself never deletes
+
+
+THREAD_DEPENDENT = DETERMINISTIC + """\
+import os
+Path("metrics/score.json").write_text('{"threads": "%s"}\\n' % os.environ.get("OMP_NUM_THREADS"))
+"""
+
+
+def test_an_output_that_depends_on_the_machine_is_named_unless_same_machine(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", THREAD_DEPENDENT)
+    lines: list[str] = []
+
+    class Out:
+        def write(self, text: str) -> None:
+            lines.append(text)
+
+    assert verify.verify(repo, tmp_path / "work", ["repro"], out=Out()) == 1
+    assert "DIFFERS metrics/score.json: bytes differ" in "".join(lines)
+    assert "OMP_NUM_THREADS=1" in "".join(lines)
+    assert verify.verify(repo, tmp_path / "same", ["repro"], out=Out(), second_machine=None) == 0
+
+
+def test_committed_results_that_head_does_not_rebuild_are_named(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", DETERMINISTIC)
+    (repo / "metrics" / "score.json").write_text('{"acc": 0.9}\n')  # hand-edited, or from other code
+    (repo / "metrics" / "old.json").write_text("{}\n")  # a result no stage writes any more
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", "stale", cwd=repo)
+    comparison = verify.Comparison()
+    work = verify.clone(repo, tmp_path / "a")
+    verify.run_dvc(["repro"], work)
+    verify.compare_with_commit(work, comparison)
+    assert comparison.commit_differences == ["metrics/score.json: differs from the commit"]
+    assert comparison.committed == 2  # score.json and old.json; provenance.json excluded
 
 
 def test_noop_check_names_a_stage_that_runs_again(tmp_path: Path) -> None:

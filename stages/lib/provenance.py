@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+from stages.lib.numerics import cpu_numerics
+
 # the distributions whose versions decide what the corpus stages produce
 CORPUS_PACKAGES = ("dvc", "datasets", "pyarrow", "pydantic", "datasketch", "huggingface-hub")
 
@@ -72,11 +74,12 @@ def _git(*args: str, cwd: Path) -> str | None:
 
 
 def code_provenance(root: Path | str = ".") -> dict:
-    """The commit the stage ran from, and whether its code or params had uncommitted edits."""
+    """The commit the stage ran from, whether its code or params had uncommitted edits, and the CPU
+    numerics in force (stages.lib.numerics: an override would show here, not in the data files)."""
     root = Path(root)
     sha = _git("rev-parse", "HEAD", cwd=root)
     status = _git("status", "--porcelain", "--untracked-files=no", "--", *SOURCE_PATHS, cwd=root)
-    return {"git_sha": sha, "dirty": bool(status) if status is not None else None}
+    return {"git_sha": sha, "dirty": bool(status) if status is not None else None, "cpu_numerics": cpu_numerics()}
 
 
 def write_json(path: Path | str, data: Any) -> None:
