@@ -54,11 +54,11 @@ Backends (``train.backend``), each imported lazily:
 
 - ``peft-cpu`` (smoke): plain PEFT LoRA on a float32 base on CPU with the transformers
   ``Trainer``. Deterministic: ``torch.use_deterministic_algorithms(True)`` (restored after the
-  run), the seeded sampler, no dataloader workers, no dropout. Two runs on one machine write
-  byte-identical ``adapter_model.safetensors`` and ``training_metrics.json``; 1 and 2 intra-op
-  threads gave the same bytes too (the count is logged in ``logs/train-<run>.json``). Across CPUs
-  with different vector units (AVX2 vs AVX-512) float32 GEMMs may round differently, so identical
-  bytes are promised for the same machine class, not for every CPU.
+  run), the seeded sampler, no dataloader workers, no dropout, and the CPU kernels pinned at
+  AVX2 with MKL in its thread-count-independent mode (stages/lib/numerics.py). Runs write
+  byte-identical ``adapter_model.safetensors`` and ``training_metrics.json`` on any x86-64 CPU
+  with AVX2, whatever its thread count (logged in ``logs/train-<run>.json``); unpinned, 1 and 2
+  threads and an AVX2-capped MKL gave three different adapters on one AVX-512 machine.
 - ``peft-bnb`` (GPU): a bitsandbytes NF4 4-bit base (compute dtype float16, double
   quantisation off), ``prepare_model_for_kbit_training``, PEFT LoRA, the transformers Trainer.
 - ``unsloth`` (GPU; the paper's path): ``unsloth.FastModel.from_pretrained(...,
@@ -110,6 +110,7 @@ from typing import Any
 
 from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_params
 from stages.lib.loading import load_causal_lm
+from stages.lib.numerics import cpu_numerics
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
 
@@ -180,9 +181,11 @@ CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "adapt
 
 
 def checkpoint_fingerprint(resolved: dict) -> str:
-    """sha256 of what decides the bytes (run, params but save_steps, base, dataset, versions)."""
+    """sha256 of what decides the bytes (run, params but save_steps, base, dataset, versions, and
+    the CPU numerics: a checkpoint made under other kernels is not resumed)."""
     train = {k: v for k, v in resolved["train"].items() if k != "save_steps"}
-    content = {**content_provenance("train", {**resolved, "train": train}, packages=TRAIN_PACKAGES)}
+    content = {**content_provenance("train", {**resolved, "train": train}, packages=TRAIN_PACKAGES),
+               "cpu_numerics": cpu_numerics()}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
 
