@@ -201,8 +201,19 @@ class Backend:
         raise NotImplementedError
 
 
+# generate() keeps its prompts' first-step log-probabilities for choose() up to this size
+PREFILL_MEMO_BYTES = 64 * 2**20
+
+
 class HFBackend(Backend):
-    """transformers ``generate`` over left-padded batches, and summed log-likelihoods."""
+    """transformers ``generate`` over left-padded batches, and summed log-likelihoods.
+
+    A cell generates over its prompts, then scores its choices over the same prompts: the
+    log-probabilities of a choice's first token are those of generation's first step. So
+    ``generate`` keeps that step's log-probabilities of each prompt (its prefill; the last call's
+    only, while prompts x vocabulary x 4 bytes fits ``PREFILL_MEMO_BYTES``: every smoke cell, 64
+    prompts of tiny-aya's 262k vocabulary) and ``choose`` runs no second forward over those
+    prompts. The kept values are the bits a separate forward gives (tests/test_evaluate.py)."""
 
     def __init__(self, model, tokenizer, evaluate: Evaluate):
         import torch
@@ -212,6 +223,7 @@ class HFBackend(Backend):
         self.model = model
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.prefill: dict[tuple[int, ...], object] = {}  # prompt ids -> first-step log-probabilities
 
     def _left_padded(self, batch: Sequence[Sequence[int]]):
         width = max(len(ids) for ids in batch)
@@ -222,9 +234,12 @@ class HFBackend(Backend):
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
         ids = self.encode(prompts)
+        keep = len(ids) * self.model.config.get_text_config().vocab_size * 4 <= PREFILL_MEMO_BYTES
+        self.prefill = {}
         outputs: list[str] = []
         for start in range(0, len(ids), self.evaluate.batch_size):
-            input_ids, mask = self._left_padded(ids[start : start + self.evaluate.batch_size])
+            batch = ids[start : start + self.evaluate.batch_size]
+            input_ids, mask = self._left_padded(batch)
             with self.torch.inference_mode():
                 generated = self.model.generate(
                     input_ids=input_ids,
@@ -236,10 +251,17 @@ class HFBackend(Backend):
                     top_k=None,
                     use_cache=True,
                     pad_token_id=self.tokenizer.eos_token_id,
+                    return_dict_in_generate=True,
+                    output_logits=keep,
                 )
+            if keep:
+                first = self.torch.nn.functional.log_softmax(generated.logits[0].float(), dim=-1)
+                for row, prompt_ids in enumerate(batch):
+                    self.prefill.setdefault(tuple(prompt_ids), first[row])
             width = input_ids.shape[1]
             outputs.extend(
-                self.tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in generated.tolist()
+                self.tokenizer.decode(row[width:], skip_special_tokens=True).strip()
+                for row in generated.sequences.tolist()
             )
         return outputs
 
@@ -269,6 +291,11 @@ class HFBackend(Backend):
         for ctx, cont in pairs:
             if cont:
                 wanted[tuple(ctx)][cont[0]] = 0.0
+        for ctx in contexts:
+            if ctx in self.prefill:  # generation's first step over this prompt
+                for token in wanted[ctx]:
+                    wanted[ctx][token] = float(self.prefill[ctx][token])
+        contexts = [ctx for ctx in contexts if ctx not in self.prefill]
         size = self.evaluate.batch_size
         for start in range(0, len(contexts), size):
             chunk = contexts[start : start + size]

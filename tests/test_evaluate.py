@@ -172,6 +172,29 @@ def test_loglik_equals_a_naive_one_sequence_computation(workspace, repo_root):
     assert backend.choose(prompts, benchmark.choices) == expected
 
 
+def test_generation_prefill_gives_choose_the_bits_of_its_own_forward(workspace, repo_root, monkeypatch):
+    """choose() after generate() over the same prompts takes the first tokens' log-probabilities from
+    generation's first step: the same bits as its own forward, and no second forward over the prompts."""
+    benchmark = load_benchmark("xnli")
+    examples = load_examples(benchmark, "en", fixtures_dir=repo_root / "fixtures" / "benchmarks", n_samples=6)
+    prompts = [benchmark.render("phase3", "template1", "en", e.fields) for e in examples]
+    prompts.append(prompts[0])  # a repeated prompt, as a cell may hold
+    backend = _backend(workspace)
+    pairs = [(ctx, backend.tokenizer(" " + c, add_special_tokens=False)["input_ids"])
+             for ctx in backend.encode(prompts) for c in benchmark.choices]
+    fresh = backend._first_token_logprobs(pairs)  # nothing kept yet: its own forward
+    backend.generate(prompts, 3)
+    assert len(backend.prefill) == len(set(map(tuple, backend.encode(prompts))))
+    forwards = []
+    original = backend._forward_last
+    monkeypatch.setattr(backend, "_forward_last", lambda batch, keep: forwards.append(len(batch)) or original(batch, keep))
+    assert backend._first_token_logprobs(pairs) == fresh  # bit for bit
+    assert forwards == []
+    backend.generate(prompts[:1], 3)  # a later cell: the memo holds only the last call's prompts
+    backend._first_token_logprobs(pairs)
+    assert sum(forwards) == len(set(map(tuple, backend.encode(prompts)))) - 1  # all but the one kept
+
+
 def test_shared_context_scores_equal_one_sequence_per_choice(workspace):
     """One forward per distinct context for first tokens, one per longer continuation for the rest:
     the same sums as a forward over each context + continuation alone."""
