@@ -114,12 +114,13 @@ def test_a_failure_stops_what_depends_on_it_and_keeps_what_finished(project):
     assert repro.run(project, jobs=1, out=out) == 1
     report = out.getvalue()
     assert "b FAILED" in report and "asked to fail" in report  # the stage's own output is shown
-    assert "failed: b; not run: c, d;" in report  # e was ready before b and c, so it ran first
-    assert (project / "out" / "a").exists() and (project / "out" / "e").exists() and not (project / "out" / "d").exists()
+    # a has the longest chain behind it (a, b, d), so it ran first; b then went before c and e
+    assert "failed: b; not run: c, d, e;" in report
+    assert (project / "out" / "a").exists() and not (project / "out" / "e").exists() and not (project / "out" / "d").exists()
     assert "\n  a:\n" in (project / "dvc.lock").read_text()  # what finished is recorded
 
     (project / "fail-b").unlink()
-    assert repro.plan(project).order == ["b", "c", "d"]  # a and e are not rerun
+    assert repro.plan(project).order == ["b", "c", "d", "e"]  # a is not rerun
     assert repro.run(project, jobs=2, out=io.StringIO()) == 0
     assert (project / "out" / "d").read_text() == "d:b:a:+c:a:"
 
@@ -127,3 +128,39 @@ def test_a_failure_stops_what_depends_on_it_and_keeps_what_finished(project):
 def test_jobs_must_be_positive():
     with pytest.raises(SystemExit):
         repro.main(["--jobs", "0"])
+
+
+def test_the_longest_estimated_chain_goes_first():
+    # x is a cheap stage ahead of a long chain, y a costly one with nothing behind it, z its long side branch
+    work = repro.Plan(order=["x", "x2", "x3", "y", "z"], upstream={"x": set(), "x2": {"x"}, "x3": {"x2"}, "y": set(), "z": set()},
+                      seconds={"x": 4, "x2": 12, "x3": 12, "y": 12, "z": 20})
+    assert work.priorities() == {"x": 28, "x2": 24, "x3": 12, "y": 12, "z": 20}
+
+
+def test_wide_work_behind_a_stage_counts_shared_by_the_jobs():
+    # base has a short chain but ten stages behind it; side is a longer chain of three
+    fan = {f"t{i}": {"base"} for i in range(10)}
+    work = repro.Plan(order=["base", *fan, "s1", "s2", "s3"],
+                      upstream={"base": set(), **fan, "s1": set(), "s2": {"s1"}, "s3": {"s2"}},
+                      seconds={"base": 12, **{t: 12 for t in fan}, "s1": 12, "s2": 12, "s3": 12})
+    one, two = work.priorities(1), work.priorities(2)
+    assert one["base"] == 12 + 120 and two["base"] == 12 + 60  # all ten, shared by the jobs
+    assert two["s1"] == 12 + 24  # its chain is longer than its work shared by two
+    assert two["base"] > two["s1"]  # a longest-chain-only rule would put s1 (36) before base (24)
+
+
+def test_torch_stages_are_estimated_from_their_numerics_dependency(project):
+    yaml = (project / "dvc.yaml").read_text().replace("deps: [step.py, out/a]\n    outs: [out/c]",
+                                                      "deps: [step.py, out/a, numerics.py]\n    outs: [out/c]")
+    (project / "dvc.yaml").write_text(yaml)
+    (project / "numerics.py").write_text("")
+    repro_plan = repro.plan(project)
+    assert repro_plan.seconds["b"] == repro.ESTIMATED_SECONDS["plain"]
+    assert repro_plan.seconds["c"] == repro.ESTIMATED_SECONDS["plain"]  # only stages/lib/numerics.py marks torch
+    (project / "stages" / "lib").mkdir(parents=True)
+    (project / "stages" / "lib" / "numerics.py").write_text("")
+    (project / "dvc.yaml").write_text(yaml.replace("numerics.py]", "stages/lib/numerics.py]"))
+    repro_plan = repro.plan(project)
+    assert repro_plan.seconds["c"] == repro.ESTIMATED_SECONDS["torch"]
+    # c now outweighs b: a's chain runs through c, and all of b, c and d is more work than that chain
+    assert repro_plan.priorities(1)["a"] == 4 + 4 + repro.ESTIMATED_SECONDS["torch"] + 4
