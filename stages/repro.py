@@ -20,7 +20,7 @@ corpus stages that gate ``base`` and the grid behind it go first, and the LLINK 
 gaps beside it rather than taking a core while ``base`` waits (first come first run started LLINK
 first and left a core idle beside ``base``). DVC itself decides, as in a plain ``dvc repro``,
 whether the stage runs, restores from the run-cache or is skipped (through
-``stages.lib.dvc_fast_lock``, which reads ``dvc.lock`` with the C parser: 0.6 s less a stage), and records it in
+``stages.dvc_fast_lock``, which reads ``dvc.lock`` with the C parser: 0.6 s less a stage), and records it in
 ``dvc.lock`` under its repository lock, which it releases while the command runs (the locking
 DVC documents for parallel stages). The bytes are those of ``dvc repro``: the stages' outputs
 do not depend on the order in which independent stages run, nor on the thread count
@@ -122,7 +122,7 @@ def run(root: Path, jobs: int, out=sys.stdout) -> int:
                 log = logs / (name.replace("/", "_") + ".log")
                 with log.open("w", encoding="utf-8") as handle:
                     process = subprocess.Popen(
-                        [sys.executable, "-m", "stages.lib.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", name],
+                        [sys.executable, "-m", "stages.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", name],
                         cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT,
                     )
                 running[name] = (process, log, time.monotonic())

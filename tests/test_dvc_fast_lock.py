@@ -1,10 +1,10 @@
-"""stages.lib.dvc_fast_lock: dvc.lock read by the C parser, written by DVC, to the same bytes."""
+"""stages.dvc_fast_lock: dvc.lock read by the C parser, written by DVC, to the same bytes."""
 
 import io
 
 from dvc.utils.serialize import _yaml
 
-from stages.lib import dvc_fast_lock
+from stages import dvc_fast_lock
 
 
 def test_the_repository_lock_dumps_back_to_its_own_bytes(repo_root):

@@ -98,7 +98,7 @@ def test_runs_independent_stages_at_once_in_dependency_order(project):
     lock = (project / "dvc.lock").read_text()
     assert all(f"\n  {name}:\n" in lock for name in "abcde")
 
-    # the lock is what a plain `dvc repro` writes, byte for byte (stages.lib.dvc_fast_lock reads it in C).
+    # the lock is what a plain `dvc repro` writes, byte for byte (stages.dvc_fast_lock reads it in C).
     # Stages enter a new lock in the order they finish, so the plain run starts from this lock's order.
     plain = project.parent / "plain"
     subprocess.run(["git", "clone", "-q", str(project), str(plain)], check=True)

@@ -1,6 +1,6 @@
 """Run the DVC command line with ``dvc.lock`` read for update by the C YAML parser.
 
-    python -m stages.lib.dvc_fast_lock repro --single-item train@<run>   # what stages.repro runs
+    python -m stages.dvc_fast_lock repro --single-item train@<run>   # what stages.repro runs
 
 After every stage DVC rewrites ``dvc.lock``: it reads the whole file with ruamel's round-trip
 parser, which keeps comments and is pure Python, updates the stage's entry and dumps it again.
