@@ -141,7 +141,7 @@ def compare_with_commit(clone_dir: Path, comparison: Comparison, folders: Sequen
                              cwd=clone_dir, check=True, capture_output=True, text=True).stdout
     for entry in sorted(filter(None, changed.split("\0"))):
         state, name = entry[:2], entry[3:]
-        if Path(name).name in EXCLUDED_NAMES or name not in names and state.strip() != "D":
+        if Path(name).name in EXCLUDED_NAMES:
             continue
         what = {"??": "not in the commit", " D": "in the commit, not rebuilt"}.get(state, "differs from the commit")
         comparison.commit_differences.append(f"{name}: {what}")

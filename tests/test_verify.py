@@ -44,8 +44,7 @@ def git(*args: str, cwd: Path) -> None:
                    cwd=cwd, check=True, capture_output=True)
 
 
-def make_repo(path: Path, script: str, extra_outs: str = "", always_changed: bool = False,
-              commit_results: bool = True) -> Path:
+def make_repo(path: Path, script: str, extra_outs: str = "", always_changed: bool = False) -> Path:
     """A one-stage git + DVC repository (the .dvc folder written by hand, as `dvc init` would), with its
     results committed as the real repository's are."""
     (path / ".dvc").mkdir(parents=True)
@@ -57,10 +56,9 @@ def make_repo(path: Path, script: str, extra_outs: str = "", always_changed: boo
     git("init", "-q", "-b", "main", cwd=path)
     git("add", "-A", cwd=path)
     git("commit", "-q", "-m", "tiny", cwd=path)
-    if commit_results:
-        verify.run_dvc(["repro"], path)
-        git("add", "-A", cwd=path)
-        git("commit", "-q", "-m", "results", cwd=path)
+    verify.run_dvc(["repro"], path)
+    git("add", "-A", cwd=path)
+    git("commit", "-q", "-m", "results", cwd=path)
     return path
 
 
