@@ -99,8 +99,10 @@ def test_cond2_vs_cond5_gap_bold_over_5pp():
     assert len(t.rows) == 12
     es_sib = [r for r in t.rows if r[0].csv == "es" and r[1].csv == "SIB-200"][0]
     zh_sib = [r for r in t.rows if r[0].csv == "zh" and r[1].csv == "SIB-200"][0]
-    assert [c.csv for c in es_sib[2:]] == ["+1.0", "+8.0", "+7.0"] and es_sib[4].bold
-    assert [c.csv for c in zh_sib[2:]] == ["+2.0", "+5.0", "+3.0"] and not zh_sib[4].bold
+    # the original's "Gap (C2−C5)": cond 2 − cond 5, so cond 5 ahead is a negative gap
+    assert [c.csv for c in es_sib[2:]] == ["+1.0", "+8.0", "-7.0"] and es_sib[4].bold
+    assert [c.csv for c in zh_sib[2:]] == ["+2.0", "+5.0", "-3.0"] and not zh_sib[4].bold
+    assert t.columns[-1] == "Gap (C2-C5)" and r"\textbf{$-$7.0}" in pt.render_tex_table(t)
     ur = [r for r in t.rows if r[0].csv == "ur"][0]
     assert ur[2].tex == "--"  # absent conditions are shown as absent, not as 0
 
@@ -108,13 +110,16 @@ def test_cond2_vs_cond5_gap_bold_over_5pp():
 def test_cross_lingual_transfer_conditions_and_marks():
     vs = pd.DataFrame(vs_rows("condition-2-es-5k", {"42": 0.53})
                       + vs_rows("condition-2-zh-5k", {"42": 0.47})
-                      + vs_rows("condition-3-zh-5k-native-code", {"42": 0.51})
+                      + vs_rows("condition-3-zh-5k-native-code", {"42": 0.51})  # cond 3: not in the original's seven
                       + vs_rows("condition-2-es-20k", {"42": 0.60})  # 20k: not in the table
-                      + vs_rows("condition-1-en-5k", {"42": 0.60}))  # English: not in the table
+                      + vs_rows("condition-1-en-20k", {"42": 0.60})  # 20k: not in the table
+                      + vs_rows("condition-5-ur-5k-c4ai-aya-expanse-32b", {"42": 0.505})
+                      + vs_rows("condition-1-en-5k", {"42": 0.51}))  # the anchor row the caption rests on
     t = pt.cross_lingual_transfer(vs)
-    assert [r[0].csv for r in t.rows] == ["Cond 2 (es, 5k)", "Cond 2 (zh, 5k)", "Cond 3 (zh, 5k)"]
-    es, zh, c3 = (r[2] for r in t.rows)
-    assert es.bold and not es.italic and zh.italic and not zh.bold and not (c3.bold or c3.italic)
+    assert [r[0].csv for r in t.rows] == ["Cond 1 (en, 5k)", "Cond 2 (es, 5k)", "Cond 2 (zh, 5k)", "Cond 5 (ur, 5k)"]
+    anchor, es, zh, c5 = (r[2] for r in t.rows)
+    assert anchor.csv == "+1.0" and c5.csv == "+0.5"
+    assert es.bold and not es.italic and zh.italic and not zh.bold and not (anchor.bold or anchor.italic)
     assert r"\textit{$-$3.0}" in pt.render_tex_table(t)
 
 
