@@ -21,6 +21,9 @@ Writes into OUT (every file deterministic; §3 for the columns):
 - ``scoring_comparison.tsv`` Δ vs baseline per condition × benchmark under strict, refined and
   log-likelihood scoring; ``metrics.json`` (benchmark → condition → a few numbers, for ``dvc metrics diff``);
 - ``tables.tex`` the paper's 22 tables and ``tables/<label>.csv`` one per table;
+- ``analyses/`` the original's four published analyses (stages/lib/analyses.py): ``xnli-label-distributions.tsv``,
+  ``sib200-category-accuracy.tsv``, ``correct-via-constant-rates.tsv`` and the comparison framework's
+  ``framework_{template,same_language,data_volume}_comparison.tsv`` (Phase 3 only);
 - ``plots/*.png`` (matplotlib, Agg) unless ``--no-plots`` or matplotlib is missing;
 - ``missing.tsv`` what was expected and not found (also on stderr), ``provenance.json`` args and versions.
 
@@ -48,12 +51,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib import paper_tables, phase2_results, stats
+from stages.lib import analyses, paper_tables, phase2_results, stats
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import code_provenance, content_provenance, write_json
 from stages.lib.results_index import (
-    BASELINE, BENCHMARKS, LANGS, RUN_COLUMNS, TEMPLATES, Index, ReportError, condition_info, condition_sort,
-    discover_published, display_name, expected_cells, expected_from_params, load_sessions, seed_sort_key,
+    BASELINE, BENCHMARKS, LANGS, ROW_COLUMNS, RUN_COLUMNS, TEMPLATES, Index, ReportError, condition_info, condition_sort,
+    discover_published, display_name, expected_cells, expected_from_params, load_rows, load_sessions, seed_sort_key,
 )
 
 REPORT_PACKAGES = ("matplotlib", "numpy", "pandas", "scipy")
@@ -440,6 +443,13 @@ def write_plots(folder: Path, vs: pd.DataFrame, runs: pd.DataFrame) -> str | Non
     return None
 
 
+def write_analyses(folder: Path, sessions, runs: pd.DataFrame, *, jobs: int, with_rows: bool) -> None:
+    """The original's four published analyses (stages/lib/analyses.py); without rows, their headers only."""
+    rows = load_rows(sessions, ("xnli", "sib200"), jobs=jobs) if with_rows else pd.DataFrame(columns=ROW_COLUMNS)
+    for name, frame in analyses.all_analyses(rows, runs).items():
+        write_table(folder / name, frame, {c: 4 for c in analyses.FOUR_DP[analyses.OUTPUTS[name]]})
+
+
 # --- the stage -----------------------------------------------------------------------------------------
 
 
@@ -510,6 +520,8 @@ def run_report(args: argparse.Namespace, err=None) -> int:
     for table in tables:
         (out / "tables").mkdir(exist_ok=True)
         (out / "tables" / f"{table.name}.csv").write_text(paper_tables.render_csv(table), encoding="utf-8")
+
+    write_analyses(out / "analyses", index.sessions, runs, jobs=args.jobs, with_rows=not args.no_rows)
 
     plots = None if args.no_plots else write_plots(out / "plots", vs, runs)
     if plots:
@@ -615,6 +627,8 @@ def run_phase2_report(args: argparse.Namespace, params, err) -> int:
     summary = phase2_results.summary_table(runs, conditions, design)
     write_table(out / "tables" / "phase2_summary.tsv", summary, {c: 1 for c in summary.columns[4:]})
     (out / "tables.tex").write_text(PHASE2_TABLES_TEX, encoding="utf-8")
+    # the four analyses read Phase 3's refined rows: declared outputs, so written with their headers only
+    write_analyses(out / "analyses", [], runs.iloc[0:0], jobs=1, with_rows=False)
 
     plots = None if args.no_plots else write_phase2_plots(out / "plots", vs, conditions, design)
     if plots:

@@ -229,13 +229,17 @@ def first_line(text: str) -> str:
 
 def _xnli_labels_then_native(text_lower: str, native: Mapping[str, str]) -> str | None:
     """Tier 1: an English label as a whole word (label priority E > C > N), then a native word."""
+    return _xnli_tier1(text_lower, native)[0]
+
+
+def _xnli_tier1(text_lower: str, native: Mapping[str, str]) -> tuple[str | None, str | None]:
     for label, pattern in _XNLI_LABEL_RES:
         if pattern.search(text_lower):
-            return label
+            return label, "tier1a_english"
     for key, label in native.items():
         if key.lower() in text_lower:
-            return label
-    return None
+            return label, "tier1b_native"
+    return None, None
 
 
 def xnli_strict(text: str) -> str | None:
@@ -249,19 +253,30 @@ def xnli_refined(text: str) -> str | None:
     Tier 2 takes a label glued to CJK text (``答案是entailment``), which ``\\b`` cannot see,
     unless the line negates it; Tier 3 reads Chinese and Urdu paraphrases of a relation.
     """
+    return xnli_refined_tier(text)[0]
+
+
+XNLI_TIERS = ("tier1a_english", "tier1b_native", "tier2_glued", "tier3_paraphrase")
+
+
+def xnli_refined_tier(text: str) -> tuple[str | None, str | None]:
+    """:func:`xnli_refined`'s label and the tier (one of :data:`XNLI_TIERS`) that matched it.
+
+    One function for both, so the label-bias analysis can never count tiers of another rule.
+    """
     line = first_line(text)
     line_lower = line.lower()
-    label = _xnli_labels_then_native(line_lower, NATIVE_LABEL_MAP)
-    if label is not None:
-        return label
+    tagged = _xnli_tier1(line_lower, NATIVE_LABEL_MAP)
+    if tagged[0] is not None:
+        return tagged
     if not any(negation in line for negation in XNLI_TIER2_NEGATION):
         for label in XNLI_LABELS:
             if label in line_lower:
-                return label
+                return label, "tier2_glued"
     for pattern, label in _XNLI_PARAPHRASE_RES:
         if pattern.search(line):
-            return label
-    return None
+            return label, "tier3_paraphrase"
+    return None, None
 
 
 def xnli_phase2_v0(text: str) -> str | None:

@@ -361,20 +361,26 @@ def _load_one(session: Session, with_rows: bool) -> tuple[Loaded | None, str | N
         return None, str(error)
 
 
+def _each_session(read, sessions: Sequence[Session], arg, jobs: int) -> list:
+    """``read(session, arg)`` for every session, in ``jobs`` processes; every error raised together."""
+    jobs = max(1, min(jobs, len(sessions) or 1))
+    if jobs == 1:
+        outcomes = [read(s, arg) for s in sessions]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            outcomes = list(pool.map(read, sessions, [arg] * len(sessions)))
+    errors = [error for _, error in outcomes if error]
+    if errors:
+        raise ReportError("\n".join(errors))
+    return outcomes
+
+
 def load_sessions(sessions: Sequence[Session], *, jobs: int = 1, with_rows: bool = True) -> tuple[pd.DataFrame, dict, list[str]]:
     """All sessions as (tidy frame, per-example correctness keyed by run and cell, notes).
 
     Bad files stop the report (:class:`ReportError`, every bad file named) after all are read.
     """
-    jobs = max(1, min(jobs, len(sessions) or 1))
-    if jobs == 1:
-        outcomes = [_load_one(s, with_rows) for s in sessions]
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            outcomes = list(pool.map(_load_one, sessions, [with_rows] * len(sessions)))
-    errors = [error for _, error in outcomes if error]
-    if errors:
-        raise ReportError("\n".join(errors))
+    outcomes = _each_session(_load_one, sessions, with_rows, jobs)
     rows, correct, notes = [], {}, []
     for session, (loaded, _) in zip(sessions, outcomes):
         rows += loaded.rows
@@ -406,3 +412,42 @@ def sort_runs(frame: pd.DataFrame) -> pd.DataFrame:
 def expected_cells(condition: str, benchmarks: Iterable[str] = BENCHMARKS) -> list[tuple]:
     """(template, benchmark, data, instr) of a full session of ``condition`` (§1.1)."""
     return [(t, b, d, i) for t in TEMPLATES for b in benchmarks for d in LANGS for i in instr_langs(condition)]
+
+
+ROW_COLUMNS = RUN_COLUMNS + ["gold", "raw_output"]
+
+
+def _session_rows(session: Session, benchmarks: tuple[str, ...]) -> tuple[list[tuple] | None, str | None]:
+    path = session.files.get("results")
+    if path is None:
+        return [], None
+    try:
+        body = read_json(path)
+        out = []
+        for key, rows in body.items():
+            if key in reparse.SUMMARY_KEYS:
+                continue
+            cell = _cell(path, key)
+            if cell.benchmark not in benchmarks:
+                continue
+            if not isinstance(rows, list):
+                raise ReportError(f"{path}: cell {key!r}: expected a list of rows")
+            head = (session.condition, session.seed, int(cell.template[8:]), cell.benchmark, cell.data_lang, cell.instr_lang)
+            for i, row in enumerate(rows):
+                raw, gold = (row.get("raw_output"), row.get("gold")) if isinstance(row, dict) else (None, None)
+                if not isinstance(raw, str) or gold is None:
+                    raise ReportError(f"{path}: cell {key!r}: row {i} lacks a string raw_output or a gold")
+                out.append((*head, gold, raw))
+        return out, None
+    except ReportError as error:
+        return None, str(error)
+
+
+def load_rows(sessions: Sequence[Session], benchmarks: Sequence[str], *, jobs: int = 1) -> pd.DataFrame:
+    """Every example of ``benchmarks`` in the sessions' ``_results_`` files, in dataset order (:data:`ROW_COLUMNS`).
+
+    The per-row analyses (label bias, category confusions, constant answers) need the raw outputs
+    themselves, which :func:`load_sessions` reduces to correctness; bad files stop with every one named.
+    """
+    outcomes = _each_session(_session_rows, sessions, tuple(benchmarks), jobs)
+    return pd.DataFrame([row for rows, _ in outcomes for row in rows], columns=ROW_COLUMNS)
