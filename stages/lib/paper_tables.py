@@ -121,10 +121,16 @@ def _mean(frame: pd.DataFrame, column: str) -> float:
 
 
 _ARRAYS: dict[int, tuple[pd.DataFrame, dict]] = {}  # id -> (frame, its columns as arrays), for one build
+_GROUP_MEANS: dict[tuple, dict] = {}  # (id of frame, keys, column) -> group means, for one build
 
 
-def _avg(frame: pd.DataFrame, column: str, **where) -> float:
-    """Mean of ``column`` over the rows matching ``where``: numpy masks, as a table asks hundreds of these."""
+def _avg(frame: pd.DataFrame, column: str, *, pairwise: bool = False, **where) -> float:
+    """Mean of ``column`` over the rows matching ``where``: numpy masks, as a table asks hundreds of these.
+
+    At an exact x.x5 tie the shown digit depends on float noise (§8.19), so the sum is done as the
+    original's pandas does it, over rows in its order (see :func:`build_tables`): a groupby mean
+    (compensated summation) by default, numpy's pairwise sum of a plain ``Series.mean`` with ``pairwise``.
+    """
     held = _ARRAYS.get(id(frame))
     if held is None or held[0] is not frame:
         held = _ARRAYS[id(frame)] = (frame, {c: frame[c].to_numpy() for c in frame.columns})
@@ -133,7 +139,15 @@ def _avg(frame: pd.DataFrame, column: str, **where) -> float:
     for key, value in where.items():
         mask &= arrays[key] == value
     values = arrays[column][mask].astype(float)
-    return float(values.mean()) if values.size else math.nan
+    if not values.size:
+        return math.nan
+    if pairwise:
+        return float(values.mean())
+    keys = tuple(where)
+    means = _GROUP_MEANS.get((id(frame), keys, column))
+    if means is None:  # one groupby over the whole frame, as the original's grids: a lone group sums otherwise
+        means = _GROUP_MEANS[(id(frame), keys, column)] = frame.groupby(list(keys), sort=False)[column].mean().to_dict()
+    return float(means[tuple(where.values()) if len(keys) > 1 else where[keys[0]]])
 
 
 # --- shared shapes ------------------------------------------------------------------------------------
@@ -319,7 +333,7 @@ def cross_lingual_transfer(vs: pd.DataFrame) -> Table:
               and (condition_info(c)["number"], condition_info(c)["lang"]) in TRANSFER_CONDITIONS]
     rows = []
     for condition in chosen:
-        cells = [delta(_avg(vs, "delta_rep", condition=condition, benchmark=b, instr_lang="en"),
+        cells = [delta(_avg(vs, "delta_rep", pairwise=True, condition=condition, benchmark=b, instr_lang="en"),
                        bold=lambda v: v > TRANSFER_PP, italic=lambda v: v < -TRANSFER_PP) for b in BENCHMARKS]
         rows.append(tuple(_lead(condition, vs) + cells))
     titles = tuple(BENCH_TITLE[b] for b in BENCHMARKS)
@@ -360,8 +374,17 @@ def _fixed(x: float) -> Cell:
 
 
 def build_tables(vs: pd.DataFrame, base: pd.DataFrame) -> list[Table]:
-    """All 22 tables in the paper's order. ``vs``/``base`` as described in the module docstring."""
+    """All 22 tables in the paper's order. ``vs``/``base`` as described in the module docstring.
+
+    Rows are aggregated in the published ``vs_baseline_cells.tsv`` order (condition, seed, template,
+    benchmark, data, instr as text), the baseline's by (template, benchmark, data, instr): the order
+    the original's means summed them in, which decides its ties.
+    """
     _ARRAYS.clear()
+    _GROUP_MEANS.clear()
+    vs = vs.assign(_seed=vs["seed"].astype(str)).sort_values(
+        ["condition", "_seed", "template", "benchmark", "data_lang", "instr_lang"], kind="stable").drop(columns="_seed")
+    base = base.sort_values(["template", "benchmark", "data_lang", "instr_lang"], kind="stable")
     tables = [t1(vs, base, b) for b in BENCHMARKS]
     tables += [t2_native(vs, base), t2_english(vs, base), t2_native_delta(vs)]
     tables += [t3(vs, base, b) for b in BENCHMARKS]
@@ -370,6 +393,7 @@ def build_tables(vs: pd.DataFrame, base: pd.DataFrame) -> list[Table]:
     tables += [matched_ladder(vs, base, l) for l in ("es", "zh", "ur")]
     tables += [cond2_vs_cond5(vs), cross_lingual_transfer(vs), sib200_sign_flips(vs)]
     _ARRAYS.clear()
+    _GROUP_MEANS.clear()
     return tables
 
 
