@@ -157,25 +157,74 @@ def test_every_table_has_its_csv(done):
     assert {"t1-xnli", "t3-xcsqa", "t4-belebele-delta", "matched-ladder-zh", "cond2-vs-cond5"} <= set(names)
 
 
-def test_significance_both_xnli_n_and_mcnemar(done, tmp_path):
+def test_significance_calibrated_by_default(done):
     sig = tsv(done / "significance.tsv")
+    assert list(sig.columns) == report.significance_columns(original=False)
+    assert not {"one_sample_p", "sig_bonferroni_prop_z"} & set(sig.columns)
     row = sig[(sig.condition == COND2) & (sig.benchmark == "xnli") & (sig.data == "en") & (sig.instr == "en")].iloc[0]
-    assert (row.n_per_cell, row.n_examples_cond, row.n_examples_base) == ("5010", "30060", "10020")
-    assert row.delta_pp == "3.33" and row.point_estimate == "False" and row.one_sample_df == "2"
-    # pooled McNemar: 6 runs of 10 rows; seed 456 gets row 5 right where the baseline is wrong (2 templates)
-    assert (row.mcnemar_n, row.mcnemar_cond_only, row.mcnemar_base_only) == ("60", "2", "0")
-    assert float(row.mcnemar_p) == pytest.approx(0.5)
-    assert row.bootstrap_unit == "example"
+    # the z uses the 10 rows each cell scored, not XNLI's 5,010
+    assert (row.n_per_cell, row.n_known, row.n_examples_cond, row.n_examples_base) == ("10", "5010", "60", "20")
+    assert row.delta_pp == "3.33" and row.point_estimate == "False" and row.seed_t_df == "2"
+    # seed 456 gets row 5 right where the baseline is wrong: one item of 10 differs, by 2/6 -> p = 1 (exact)
+    assert (row.mcnemar_runs, row.mcnemar_runs_p05, row.signflip_items, row.signflip_nonzero) == ("6", "0", "10", "1")
+    assert (row.signflip_p, row.signflip_method, row.signflip_diff_pp) == ("1.00000", "exact", "3.33")
+    assert row.sig_uncorrected_signflip == "" and row.sig_holm_signflip == ""
+    assert row.seed_item_boot_ci_low_pp != "" and row.ci_note == ""
     single = sig[(sig.condition == COND5) & (sig.benchmark == "xnli")].iloc[0]
-    assert single.point_estimate == "True" and single.one_sample_p == "" and single.seed_sigma_pp == ""
+    assert single.point_estimate == "True" and single.seed_t_p == "" and single.seed_sigma_pp == ""
+    assert single.seed_t_note == "one seed: no seed variance to test against"
+    assert single.seed_item_boot_ci_low_pp == "" and single.ci_note == "one seed: no seed × item interval"
+    # cond-5: templates agree, baseline templates agree: Welch undefined, not p = 0 and df = inf
+    assert (single.welch_t, single.welch_df, single.welch_p) == ("", "", "")
+    assert single.welch_note == "both sides constant: no variance to test against"
+    for column in sig.columns:
+        assert not sig[column].isin(["inf", "-inf"]).any(), column
+    assert not (sig[[c for c in sig.columns if c.endswith("_p")]] == "0.00000").any().any()
+    assert len(tsv(done / "mcnemar.tsv")) == 64
+    provenance = json.loads((done / "provenance.json").read_text())
+    assert provenance["params"]["statistics"] == "calibrated"
+
+
+def test_no_marker_the_per_run_exact_test_contradicts(tmp_path):
+    """A 2 of 10 items gain in every run: pooled z with XNLI's n gave '***'; the paired tests agree there is none."""
     published = make_published(tmp_path / "p")
-    assert run(published, tmp_path / "o", "--xnli-n-original") == 0
-    original = tsv(tmp_path / "o" / "significance.tsv")
-    orow = original[(original.condition == COND2) & (original.benchmark == "xnli") & (original.data == "en") & (original.instr == "en")].iloc[0]
-    assert orow.n_per_cell == "2505"
-    assert abs(float(row.z_prop)) == pytest.approx(abs(float(orow.z_prop)) * math.sqrt(2), rel=1e-3)
-    per_run = tsv(done / "mcnemar.tsv")
-    assert len(per_run) == 64
+    assert run(published, tmp_path / "o") == 0
+    sig = tsv(tmp_path / "o" / "significance.tsv")
+    marked = sig[(sig.sig_uncorrected_signflip != "") | (sig.sig_holm_signflip != "") | (sig.sig_bh_signflip != "")]
+    assert (marked.mcnemar_runs_p05.astype(int) > 0).all()
+    assert run(published, tmp_path / "orig", "--original-statistics") == 0
+    original = tsv(tmp_path / "orig" / "significance.tsv")
+    assert (original.sig_bonferroni_prop_z == "***").sum() > 0 and marked.empty
+
+
+def test_smaller_n_than_the_benchmark_warns_once_per_benchmark(tmp_path, capsys):
+    published = make_published(tmp_path / "p")
+    assert run(published, tmp_path / "o") == 0
+    err = capsys.readouterr().err
+    assert err.count("report: significance: sib200 cells scored 10 rows, not the benchmark's 204") == 1
+    assert err.count("report: significance: xnli cells scored 10 rows, not the benchmark's 5010") == 1
+
+
+@pytest.mark.parametrize("flag", ["--original-statistics", "--xnli-n-original"])
+def test_original_statistics_reproduce_build_significance(tmp_path, flag):
+    published = make_published(tmp_path / "p")
+    assert run(published, tmp_path / "o", flag) == 0
+    sig = tsv(tmp_path / "o" / "significance.tsv")
+    assert list(sig.columns)[:21] == ["condition", "benchmark", "data", "instr", "n_seeds", "n_examples_cond",
+                                      "n_examples_base", "baseline_acc", "cond_acc", "delta_pp", "seed_sigma_pp",
+                                      "one_sample_t", "one_sample_df", "one_sample_p", "welch_t", "welch_df", "welch_p",
+                                      "z_prop", "prop_z_p", "sig_uncorrected_prop_z", "sig_bonferroni_prop_z"]
+    row = sig[(sig.condition == COND2) & (sig.benchmark == "xnli") & (sig.data == "en") & (sig.instr == "en")].iloc[0]
+    assert (row.n_per_cell, row.n_examples_cond, row.n_examples_base) == ("2505", "15030", "5010")
+    cond_obs, base_obs = [0.5, 0.5, 0.5, 0.5, 0.6, 0.6], [0.5, 0.5]
+    k_c, k_b = round(sum(cond_obs) * 2505), round(sum(base_obs) * 2505)
+    pooled = (k_c + k_b) / (2505 * 8)
+    z = (sum(cond_obs) / 6 - 0.5) / math.sqrt(pooled * (1 - pooled) * (1 / (2505 * 6) + 1 / (2505 * 2)))
+    assert float(row.z_prop) == pytest.approx(z, abs=5e-4)
+    single = sig[(sig.condition == COND5) & (sig.benchmark == "xnli")].iloc[0]
+    assert (single.one_sample_df, single.welch_df, single.welch_t) == ("0", "inf", "inf")  # as the original wrote them
+    provenance = json.loads((tmp_path / "o" / "provenance.json").read_text())
+    assert provenance["params"]["statistics"].startswith("original")
 
 
 def test_misfiled_copy_is_dropped_and_named(tmp_path, capsys):
@@ -330,11 +379,12 @@ def test_bootstrap_paired_mean_matches_index_resampling_and_is_seeded():
         bootstrap_paired_mean([], seed=0)
 
 
-def test_without_rows_the_bootstrap_uses_cells_and_mcnemar_is_empty(tmp_path):
+def test_without_rows_the_paired_columns_are_empty_with_a_note(tmp_path):
     published = make_published(tmp_path / "p")
     assert run(published, tmp_path / "o", "--no-rows") == 0
     sig = tsv(tmp_path / "o" / "significance.tsv")
-    assert set(sig.bootstrap_unit) == {"cell"} and set(sig.mcnemar_p) == {""}
+    assert set(sig.signflip_p) == {""} and set(sig.signflip_note) == {"no per-example rows"}
+    assert set(sig.item_boot_ci_low_pp) == {""} and set(sig.sig_uncorrected_signflip) == {""}
     assert (tmp_path / "o" / "mcnemar.tsv").read_text().count("\n") == 1  # the header only
 
 

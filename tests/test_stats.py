@@ -12,10 +12,12 @@ from scipy import stats as sps
 from stages.lib import stats as st
 
 
-def _runs(values: dict[tuple[str, object, str], float], benchmark="sib200", data="zh", instr="en") -> pd.DataFrame:
+def _runs(values: dict[tuple[str, object, str], float], benchmark="sib200", data="zh", instr="en", n=None) -> pd.DataFrame:
+    n = n or st.N_EXAMPLES[benchmark]
     return pd.DataFrame(
         [
-            {"condition": c, "seed": s, "template": t, "benchmark": benchmark, "data_lang": data, "instr_lang": instr, "acc": v}
+            {"condition": c, "seed": s, "template": t, "benchmark": benchmark, "data_lang": data, "instr_lang": instr, "acc": v,
+             "n": n}
             for (c, s, t), v in values.items()
         ]
     )
@@ -59,10 +61,14 @@ def test_single_seed_is_a_point_estimate():
         assert pd.isna(out.loc[condition, "sd"]) and pd.isna(out.loc[condition, "ci_low"])
         assert pd.isna(out.loc[condition, "ci_high"])
     assert out.loc["cond-b", "mean"] == pytest.approx(0.42)
-    sig = st.significance_table(_runs(COND)).set_index("condition")
+    sig = st.significance_table(_runs(COND), original=True).set_index("condition")
     assert sig.loc["cond-b", "point_estimate"]
     assert math.isnan(sig.loc["cond-b", "one_sample_p"]) and math.isnan(sig.loc["cond-b", "seed_sigma_pp"])
+    assert sig.loc["cond-b", "one_sample_df"] == 0  # the original writes df 0, not NaN, for one seed
     assert not sig.loc["cond-a", "point_estimate"] and not math.isnan(sig.loc["cond-a", "one_sample_p"])
+    calibrated = st.significance_table(_runs(COND)).set_index("condition")
+    assert math.isnan(calibrated.loc["cond-b", "seed_t_p"]) and calibrated.loc["cond-b", "seed_t_note"].startswith("one seed")
+    assert not math.isnan(calibrated.loc["cond-a", "seed_t_p"]) and calibrated.loc["cond-a", "seed_t_note"] == ""
 
 
 def test_coarser_cell_averages_data_languages_and_templates():
@@ -83,7 +89,7 @@ def test_duplicate_and_uneven_templates_are_errors():
 
 
 def test_original_tests_match_scipy_and_hand_values():
-    sig = st.significance_table(_runs(COND)).set_index("condition")
+    sig = st.significance_table(_runs(COND), original=True).set_index("condition")
     row = sig.loc["cond-a"]
     cond_obs = [0.50, 0.60, 0.52, 0.56, 0.60, 0.62]
     base_obs = [0.45, 0.47]
@@ -110,20 +116,20 @@ def test_welch_df_is_inf_when_both_variances_vanish():
     assert math.isnan(st.prop_z([0.0, 0.0], [0.0, 0.0], 100).z)
 
 
-def test_xnli_n_option_changes_the_z_p_value():
+def test_original_statistics_use_xnli_n_2505_and_the_default_the_rows_scored():
     runs = _runs({("cond-x", 42, "template1"): 0.36, ("cond-x", 42, "template2"): 0.35,
                   ("baseline", "none", "template1"): 0.34, ("baseline", "none", "template2"): 0.34}, benchmark="xnli")  # fmt: skip
     true = st.significance_table(runs).iloc[0]
-    orig = st.significance_table(runs, xnli_n_original=True).iloc[0]
+    orig = st.significance_table(runs, original=True).iloc[0]
     assert (true["n_per_cell"], orig["n_per_cell"]) == (5010, 2505)
     assert true["z_prop"] == pytest.approx(orig["z_prop"] * math.sqrt(2), rel=1e-3)  # √2, up to k rounding
     assert true["prop_z_p"] < 0.05 < orig["prop_z_p"]
-    assert true["sig_uncorrected_prop_z"] == "*" and orig["sig_uncorrected_prop_z"] == ""
+    assert orig["sig_uncorrected_prop_z"] == "" and "sig_uncorrected_prop_z" not in true  # no marker from an unpaired z
 
 
 def test_markers_and_bonferroni_over_the_whole_family():
     assert [st.significance_marker(p) for p in (0.009, 0.01, 0.049, 0.05, math.nan)] == ["**", "*", "*", "", ""]
-    sig = st.significance_table(_runs(COND))
+    sig = st.significance_table(_runs(COND), original=True)
     assert len(sig) == 2 and list(sig["condition"]) == ["cond-a", "cond-b"]
     threshold = 0.05 / 2
     assert list(sig["sig_bonferroni_prop_z"]) == ["***" if p < threshold else "" for p in sig["prop_z_p"]]
@@ -205,3 +211,124 @@ def test_robustness_verdicts():
     assert st.robustness([0.05, 0.06, 0.055]) == "robust"
     assert st.robustness([0.01, -0.02, 0.015]) == "within noise"
     assert st.robustness([0.05]) == "cannot be assessed"
+
+
+# --- issue 17: significance applied correctly -----------------------------------------------------------
+
+
+def test_default_z_uses_the_rows_scored_and_names_benchmarks_whose_size_differs():
+    # a 2-item difference out of 12 rows: the paper's n = 204 made it look like 17 pp on 1,224 answers
+    values = {("cond-a", 42, "template1"): 9 / 12, ("cond-a", 42, "template2"): 9 / 12,
+              ("baseline", "none", "template1"): 7 / 12, ("baseline", "none", "template2"): 7 / 12}  # fmt: skip
+    runs = _runs(values, n=12)
+    row = st.significance_table(runs).iloc[0]
+    assert (row["n_per_cell"], row["n_known"], row["n_examples_cond"]) == (12, 204, 24)
+    assert row["prop_z_p"] > 0.05
+    assert st.significance_table(runs, original=True).iloc[0]["prop_z_p"] < 0.001  # the original's n = 204
+    assert st.n_mismatches(runs) == {"sib200": [12]}
+    assert st.n_mismatches(_runs(values)) == {}
+
+
+def test_runs_of_one_cell_with_different_n_are_an_error_naming_the_cell():
+    runs = _runs(COND)
+    runs.loc[runs["condition"] == "baseline", "n"] = 200
+    with pytest.raises(st.StatsError, match=r"different rows \(\[200, 204\]\): benchmark=sib200, data_lang=zh, instr_lang=en"):
+        st.significance_table(runs)
+    runs.loc[0, "n"] = None
+    with pytest.raises(st.StatsError, match="no row count n for condition=cond-a, seed=42"):
+        st.significance_table(runs)
+
+
+def test_degenerate_welch_is_nan_with_a_note_never_p_zero():
+    # constant sides: scipy gives t = -6.9e15 and p = 1e-78 here (rounding), the original prints it
+    assert abs(st.welch_t([0.1] * 6, [0.1429] * 2).statistic) > 1e14
+    res = st.welch_test([0.1] * 6, [0.1429] * 2)
+    assert math.isnan(res.statistic) and math.isnan(res.p) and math.isnan(res.df)
+    assert res.note == "both sides constant: no variance to test against"
+    assert "observation" in st.welch_test([0.5], [0.4, 0.6]).note
+    ok = st.welch_test([0.5, 0.6, 0.7], [0.4, 0.4])  # one side constant: still a test
+    assert ok.note == "" and ok.p == pytest.approx(sps.ttest_ind([0.5, 0.6, 0.7], [0.4, 0.4], equal_var=False).pvalue)
+    # in the table: a single-seed condition whose templates agree, against a baseline whose templates agree
+    runs = _runs({("cond-b", 42, "template1"): 0.1, ("cond-b", 42, "template2"): 0.1,
+                  ("baseline", "none", "template1"): 0.1429, ("baseline", "none", "template2"): 0.1429})  # fmt: skip
+    row = st.significance_table(runs).iloc[0]
+    assert math.isnan(row["welch_t"]) and math.isnan(row["welch_p"]) and math.isnan(row["welch_df"])
+    assert row["welch_note"].startswith("both sides constant")
+    original = st.significance_table(runs, original=True).iloc[0]
+    assert original["welch_df"] == math.inf and original["welch_p"] < 1e-50  # faithful to the original's file
+
+
+def test_seed_t_counts_the_baselines_own_noise():
+    per_seed, base = [0.55, 0.54, 0.61], 0.46
+    res = st.prediction_t(per_seed, base)
+    t = (np.mean(per_seed) - base) / (np.std(per_seed, ddof=1) * math.sqrt(1 + 1 / 3))
+    assert (res.statistic, res.df, res.p) == pytest.approx((t, 2, 2 * sps.t.sf(abs(t), 2)))
+    assert res.p > st.one_sample_t(per_seed, base).p  # the one-sample t takes the baseline as exact
+    assert st.prediction_t([0.5, 0.5, 0.5], 0.4).note.startswith("seeds identical")
+    assert math.isnan(st.prediction_t([0.5, 0.5, 0.5], 0.4).p)
+    assert math.isnan(st.one_sample_t([0.5, 0.5, 0.5], 0.4).statistic) is False  # the original's: inf
+
+
+def test_sign_flip_counts_items_not_seed_template_copies():
+    # X-CSQA-sized: one run, 30 items only the condition gets right and 18 only the baseline; copied to 3 seeds ×
+    # 2 templates, the pooled McNemar of the old report counted 6·48 discordant pairs (p = 2.6e-5)
+    base = np.zeros(1000, dtype=bool)
+    base[30:48] = True
+    cond = np.zeros(1000, dtype=bool)
+    cond[:30] = True
+    single = st.mcnemar_exact(cond, base)
+    assert single.p == pytest.approx(0.111, abs=5e-4)
+    pooled = st.mcnemar_exact(np.tile(cond, 6), np.tile(base, 6))
+    assert pooled.p < 1e-4
+    res = st.sign_flip_test(np.tile(cond, (6, 1)), np.tile(base, (2, 1)), seed=0)
+    assert res.method == "exact" and (res.n, res.nonzero) == (1000, 48)
+    assert res.p == pytest.approx(single.p, rel=1e-9)
+    assert res.mean_diff == pytest.approx(12 / 1000)
+
+
+def test_sign_flip_matches_scipy_exact_and_monte_carlo():
+    rng = np.random.default_rng(5)
+    ability = rng.beta(2, 2, size=14)
+    cond, base = rng.random((6, 14)) < ability, rng.random((2, 14)) < ability + 0.2
+    diffs = cond.mean(0) - base.mean(0)
+    exact = sps.permutation_test((diffs,), np.sum, permutation_type="samples", n_resamples=np.inf).pvalue
+    res = st.sign_flip_test(cond, base, seed=1)
+    assert res.method == "exact" and res.p == pytest.approx(exact, rel=1e-9)
+    # XNLI-sized: resampled binomials against scipy's own resampling of 5,010 signs
+    ability = rng.beta(2, 2, size=5010)
+    cond, base = rng.random((6, 5010)) < ability + 0.01, rng.random((2, 5010)) < ability
+    res = st.sign_flip_test(cond, base, seed=1, n_resamples=4000)
+    diffs = cond.mean(0) - base.mean(0)
+    ref = sps.permutation_test((diffs,), np.sum, permutation_type="samples", n_resamples=4000, random_state=2).pvalue
+    assert res.method == "monte carlo" and res.p == pytest.approx(ref, abs=0.03)
+    assert res == st.sign_flip_test(cond, base, seed=1, n_resamples=4000)  # seeded: same p
+    assert st.sign_flip_test(cond[:, :1], cond[:2, :1], seed=0).p == 1.0  # nothing differs: p = 1, not 0
+    far = st.sign_flip_test(np.ones((6, 5010), bool), np.zeros((2, 5010), bool), seed=0)
+    assert far.method == "monte carlo" and far.p == 1 / 10_001  # (1 + 0) / (1 + resamples): never 0
+    with pytest.raises(st.StatsError, match="12 items, the baseline 10"):
+        st.sign_flip_test(np.ones((2, 12)), np.ones((2, 10)), seed=0)
+
+
+def test_seed_item_bootstrap_matches_index_resampling_and_counts_seed_variance():
+    rng = np.random.default_rng(3)
+    items = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], p=[0.05, 0.1, 0.6, 0.15, 0.1], size=300)
+    per_seed = np.stack([items, np.roll(items, 7), np.where(rng.random(300) < 0.2, 1.0, items)])
+    got = st.bootstrap_seed_item(per_seed, seed=4, n_resamples=20_000)
+    si = rng.integers(0, 3, size=(20_000, 3))
+    ii = rng.integers(0, 300, size=(20_000, 300))
+    means = np.array([per_seed[s][:, i].mean() for s, i in zip(si, ii)])
+    assert (got.low, got.high) == pytest.approx(tuple(np.quantile(means, [0.025, 0.975])), abs=0.008)  # lumpy: 10 seed draws
+    assert got == st.bootstrap_seed_item(per_seed, seed=4, n_resamples=20_000)
+    only_items = st.bootstrap_paired_mean(per_seed.mean(0), seed=4, n_resamples=20_000)
+    assert got.high - got.low > only_items.high - only_items.low
+    with pytest.raises(st.StatsError, match="two seeds"):
+        st.bootstrap_seed_item(per_seed[:1], seed=0)
+
+
+def test_markers_come_from_the_given_p_over_the_non_nan_family():
+    table = pd.DataFrame({"p": [0.001, 0.02, 0.04, math.nan, 0.3]})
+    out = st.add_markers(table, "p", "test")
+    assert list(out["sig_uncorrected_test"]) == ["**", "*", "*", "", ""]
+    assert list(out["p_holm"][[0, 1, 2, 4]]) == pytest.approx([0.004, 0.06, 0.08, 0.3])  # m = 4, not 5
+    assert list(out["sig_holm_test"]) == ["***", "", "", "", ""]
+    assert list(out["sig_bh_test"]) == ["fdr", "fdr", "", "", ""]  # BH: 0.004, 0.04, 0.0533, 0.3

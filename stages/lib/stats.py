@@ -6,23 +6,21 @@ tidy ``pandas`` tables, one row per observation, with the columns named in :data
 are tidy tables with sorted rows, or small frozen dataclasses. Rounding to the published precision is
 the writer's job, not this module's: values come back unrounded.
 
-What is kept from the original (``build_significance.py``, ``tables.tex``, ``cross-seed-variance``):
+Two sets of significance tests (§3.5, §7; ``significance_table(original=...)``):
 
-- seed statistics collapse templates within a seed first, then take mean and sample sd (ddof=1) over
-  seeds (§3.1); single-seed conditions have sd = NA and are flagged ``point_estimate``;
-- the three tests of ``significance.tsv`` exactly as written (§3.5): the one-sample t of the per-seed
-  means against the baseline's template mean (NaN with one seed), Welch's t over the (seed × template)
-  observations, and the pooled two-proportion z with ``k = int(round(sum(obs)·N))``, its Bonferroni
-  marker over the whole family of rows, and its admitted neglect of pairing;
-- the ``p = 2(1 − Φ(|z|))`` formula itself, so the published p values come back bit for bit.
+- ``original=True`` keeps ``build_significance.py`` exactly, so the published p values come back: seed
+  statistics over template means, the one-sample t of the per-seed means against the baseline, Welch over
+  the (seed × template) observations with its infinite t and df, the pooled two-proportion z with
+  ``k = int(round(sum(obs)·N))`` and its n per benchmark (XNLI 2,505), its ``*``/``**`` and Bonferroni
+  ``***`` markers over the whole family.
+- The default is the calibrated set: n is the rows each cell scored; Welch and the seed t
+  (:func:`prediction_t`) are NaN with a note where undefined; the markers come from a paired sign-flip test
+  of per-item differences (:func:`sign_flip_test`), whose unit is the item, not the seed × template copy of
+  it; intervals resample items (:func:`bootstrap_paired_mean`) or seeds and items
+  (:func:`bootstrap_seed_item`). ``benchmarks/stats_calibration.py`` measures both sets' type-I error,
+  coverage and power.
 
-Decided against the original (§7.1): the benchmark n of XNLI is its true 5,010 rows per cell by
-default; the original's 2,505 (which understates XNLI z by √2) is behind ``xnli_n_original=True``,
-so that ``significance.tsv`` can still be reproduced as published.
-
-Beyond the original: a t-based confidence interval of the seed mean, the exact paired McNemar test per
-cell from per-example correctness (the test the original's docstring says it should have used), Holm
-and Benjamini–Hochberg adjustment, and a seeded percentile bootstrap CI of a difference of means.
+Also: the exact McNemar test per run, Holm and Benjamini–Hochberg adjustment, the t interval of a seed mean.
 """
 
 from __future__ import annotations
@@ -56,6 +54,12 @@ class TestResult:
     statistic: float
     df: float
     p: float
+    note: str = ""  # why the test could not be computed (statistic, df and p are then NaN)
+
+
+def not_computed(note: str) -> TestResult:
+    """A test that has no answer: NaN everywhere and the reason, never p = 0 or an infinite t."""
+    return TestResult(math.nan, math.nan, math.nan, note)
 
 
 @dataclass(frozen=True)
@@ -241,6 +245,39 @@ def welch_t(cond_obs: Sequence[float], base_obs: Sequence[float]) -> TestResult:
     return TestResult(float(res.statistic), welch_df(cond_obs, base_obs), float(res.pvalue))
 
 
+def welch_test(cond_obs: Sequence[float], base_obs: Sequence[float]) -> TestResult:
+    """:func:`welch_t` where it has an answer, else NaN with the reason (the calibrated set).
+
+    Constant sides are found by value, not by an infinite t: the mean of two equal 4-dp floats can come
+    back a hair off, giving a variance of 1e-34 and a finite t of −2e14 where the answer is "undefined".
+    """
+    a, b = np.asarray(cond_obs, dtype=float), np.asarray(base_obs, dtype=float)
+    if a.size < 2 or b.size < 2:
+        return not_computed(f"{min(a.size, b.size)} observation(s) on a side: no variance")
+    if np.all(a == a[0]) and np.all(b == b[0]):
+        return not_computed("both sides constant: no variance to test against")
+    return welch_t(a, b)
+
+
+def prediction_t(per_seed: Sequence[float], baseline: float) -> TestResult:
+    """Seed mean against a baseline run as noisy as a seed: ``t = (x̄ − b) / (s·√(1 + 1/k))``, df = k − 1.
+
+    The original's one-sample t takes the baseline's single run as exact, and so rejects a true null
+    about three times too often (17% at α = 0.05 when every run draws from the same per-item ability).
+    A baseline run has its own sampling noise (rows answered right by chance); under the null it is one
+    more draw of what a seed draws, so the difference has variance σ²/k + σ², with σ estimated from the
+    k seeds. Where training adds seed noise the baseline lacks, the test is conservative. NaN with a
+    note for one seed, or seeds that agree to the last digit (checked by value).
+    """
+    x = np.asarray(per_seed, dtype=float)
+    if x.size < 2:
+        return not_computed("one seed: no seed variance to test against")
+    if np.all(x == x[0]):
+        return not_computed("seeds identical: no seed variance to test against")
+    t = (float(x.mean()) - baseline) / (float(x.std(ddof=1)) * math.sqrt(1 + 1 / x.size))
+    return TestResult(t, float(x.size - 1), float(2 * sps.t.sf(abs(t), x.size - 1)))
+
+
 def prop_z(cond_obs: Sequence[float], base_obs: Sequence[float], n: int) -> PropZ:
     """Pooled two-proportion z of the original, with ``n`` rows per observed accuracy.
 
@@ -311,32 +348,90 @@ def benjamini_hochberg(pvalues: Sequence[float]) -> np.ndarray:
 
 # --- significance.tsv -------------------------------------------------------------------------------
 
+# The original's columns in its order (build_significance.py), then what this module adds.
+ORIGINAL_SIGNIFICANCE_COLUMNS = (
+    "condition", *CELL_COLUMNS, "n_seeds", "n_examples_cond", "n_examples_base", "baseline_acc", "cond_acc", "delta_pp",
+    "seed_sigma_pp", "one_sample_t", "one_sample_df", "one_sample_p", "welch_t", "welch_df", "welch_p", "z_prop",
+    "prop_z_p", "sig_uncorrected_prop_z", "sig_bonferroni_prop_z", "point_estimate", "n_per_cell", "prop_z_p_holm",
+    "prop_z_p_bh",
+)  # fmt: skip
+# The calibrated set (the default): no marker here; the paired per-item test that gives them needs the rows.
 SIGNIFICANCE_COLUMNS = (
-    "condition", *CELL_COLUMNS, "n_seeds", "point_estimate", "n_per_cell", "n_examples_cond", "n_examples_base",
-    "baseline_acc", "cond_acc", "delta_pp", "seed_sigma_pp",
-    "one_sample_t", "one_sample_df", "one_sample_p", "welch_t", "welch_df", "welch_p", "z_prop", "prop_z_p",
-    "sig_uncorrected_prop_z", "sig_bonferroni_prop_z", "prop_z_p_holm", "prop_z_p_bh",
+    "condition", *CELL_COLUMNS, "n_seeds", "point_estimate", "n_per_cell", "n_known", "n_examples_cond", "n_examples_base",
+    "baseline_acc", "cond_acc", "delta_pp", "seed_sigma_pp", "welch_t", "welch_df", "welch_p", "welch_note", "seed_t",
+    "seed_t_df", "seed_t_p", "seed_t_note", "z_prop", "prop_z_p", "prop_z_note",
 )  # fmt: skip
 
 
-def significance_table(
-    runs: pd.DataFrame, *, value: str = "acc", baseline: str = BASELINE, xnli_n_original: bool = False, alpha: float = ALPHA
-) -> pd.DataFrame:
-    """``significance.tsv``: one row per fine-tuned (condition, benchmark, data_lang, instr_lang).
+def observed_n(runs: pd.DataFrame, columns: Sequence[str] = RUN_COLUMNS) -> pd.Series:
+    """The rows each cell actually scored (column ``n``), checked equal within a cell.
 
-    ``runs`` holds the baseline's rows (condition ``baseline``, its two templates) and every
-    fine-tuned (condition, seed, template, cell) value. Per row, as in the original: ``cond_obs`` all
-    of the condition's (seed × template) values, ``base_obs`` the baseline's two template values,
-    ``per_seed`` the template means; the tests of :func:`one_sample_t`, :func:`welch_t` and
-    :func:`prop_z` (n from :func:`n_examples`), the uncorrected marker and the Bonferroni marker
-    ``***`` at ``alpha / len(rows)`` (the family is every row, every benchmark). Added: the
-    ``point_estimate`` flag (one seed: one-sample t and seed σ are NaN, and the Welch and z rows rest on
-    templates only), Holm and BH adjusted z p values over the same family. To reproduce the
-    published file pass 4-dp rounded accuracies and ``xnli_n_original=True``. Values are unrounded.
+    A paired comparison needs the condition and the baseline to answer the same rows, so an ``n`` that
+    is missing, or that differs between two runs of one (benchmark, data_lang, instr_lang), is an error
+    naming the run. Returns n per cell.
+    """
+    _check_columns(runs, [*columns, "n"])
+    absent = runs["n"].isna()
+    if absent.any():
+        raise StatsError(f"no row count n for {_keys(columns, tuple(runs.loc[absent, list(columns)].iloc[0]))}")
+    per_cell = runs.groupby(list(CELL_COLUMNS), sort=True)["n"]
+    for key, ns in per_cell.unique().items():
+        if len(ns) > 1:
+            raise StatsError(f"runs of one cell scored different rows ({sorted(int(v) for v in ns)}): {_keys(CELL_COLUMNS, key)}")
+    return per_cell.first().astype(int)
+
+
+def n_mismatches(runs: pd.DataFrame) -> dict[str, list[int]]:
+    """Benchmark -> the observed row counts that differ from its known size (smoke runs, ``n_samples``)."""
+    out: dict[str, set[int]] = {}
+    for (benchmark, *_), value in observed_n(runs).items():
+        if value != N_EXAMPLES.get(benchmark):
+            out.setdefault(benchmark, set()).add(int(value))
+    return {benchmark: sorted(values) for benchmark, values in out.items()}
+
+
+def _original_row(cond_obs: np.ndarray, base_obs: np.ndarray, per_seed: np.ndarray, n: int) -> dict:
+    """The three tests exactly as ``build_significance.compute_row`` computed them (its inf, its df 0)."""
+    one = one_sample_t(per_seed, float(base_obs.mean()))
+    welch, z = welch_t(cond_obs, base_obs), prop_z(cond_obs, base_obs, n)
+    return {"one_sample_t": one.statistic, "one_sample_df": one.df if per_seed.size > 1 else 0, "one_sample_p": one.p,
+            "welch_t": welch.statistic, "welch_df": welch.df, "welch_p": welch.p, "z_prop": z.z, "prop_z_p": z.p}
+
+
+def _calibrated_row(cond_obs: np.ndarray, base_obs: np.ndarray, per_seed: np.ndarray, n: int) -> dict:
+    welch, seed_t = welch_test(cond_obs, base_obs), prediction_t(per_seed, float(base_obs.mean()))
+    z = prop_z(cond_obs, base_obs, n)
+    return {"welch_t": welch.statistic, "welch_df": welch.df, "welch_p": welch.p, "welch_note": welch.note,
+            "seed_t": seed_t.statistic, "seed_t_df": seed_t.df, "seed_t_p": seed_t.p, "seed_t_note": seed_t.note,
+            "z_prop": z.z, "prop_z_p": z.p,
+            "prop_z_note": "" if not math.isnan(z.p) else "no variance: every answer of both sides right, or every one wrong"}
+
+
+def significance_table(
+    runs: pd.DataFrame, *, value: str = "acc", baseline: str = BASELINE, original: bool = False, alpha: float = ALPHA
+) -> pd.DataFrame:
+    """``significance.tsv`` without its per-item columns: one row per fine-tuned (condition, *cell*).
+
+    ``runs`` holds the baseline's rows (condition ``baseline``, its templates) and every fine-tuned
+    (condition, seed, template, cell) value. Per row, as in the original: ``cond_obs`` all of the
+    condition's (seed × template) values, ``base_obs`` the baseline's template values, ``per_seed`` the
+    template means.
+
+    ``original=True`` is ``build_significance.py`` as published: its n per benchmark (XNLI 2,505), the
+    one-sample t, Welch with its infinite t and df, the pooled z, the ``*``/``**`` and Bonferroni ``***``
+    markers of the z over the whole family, judged on p rounded to 5 dp as the original did; pass 4-dp
+    rounded accuracies to get its file back. Added: ``point_estimate``, ``n_per_cell``, Holm and BH of z.
+
+    The default is the calibrated set (§7): n is the rows each cell scored (column ``n``, see
+    :func:`observed_n`); Welch and the seed t (:func:`prediction_t`, which replaces the one-sample t)
+    are NaN with a note where they cannot be computed; the z carries no marker (it ignores pairing: the
+    markers come from the paired per-item test the caller adds, see :func:`sign_flip_test`).
+    Values are unrounded.
     """
     cell = list(CELL_COLUMNS)
     _check_columns(runs, [*RUN_COLUMNS, value])
     collapse_templates(runs, value, cell)  # validates duplicates and uneven templates
+    n_by_cell = None if original else observed_n(runs)
     base = runs[runs["condition"] == baseline]
     if base.empty:
         raise StatsError(f"no rows of the baseline condition {baseline!r}")
@@ -349,37 +444,48 @@ def significance_table(
         base_obs = base_by_cell[cell_key]
         cond_obs = group[value].to_numpy(float)
         per_seed = group.groupby("seed", dropna=False, sort=True)[value].mean().to_numpy(float)
-        n = n_examples(key[1], xnli_n_original=xnli_n_original)
-        one, welch, z = one_sample_t(per_seed, float(base_obs.mean())), welch_t(cond_obs, base_obs), prop_z(cond_obs, base_obs, n)
-        rows.append(
-            {
-                **dict(zip(["condition", *cell], key)),
-                "n_seeds": int(per_seed.size),
-                "point_estimate": bool(per_seed.size < 2),
-                "n_per_cell": n,
-                "n_examples_cond": z.n_cond,
-                "n_examples_base": z.n_base,
-                "baseline_acc": float(base_obs.mean()),
-                "cond_acc": float(cond_obs.mean()),
-                "delta_pp": (float(cond_obs.mean()) - float(base_obs.mean())) * 100,
-                "seed_sigma_pp": float(per_seed.std(ddof=1)) * 100 if per_seed.size > 1 else math.nan,
-                "one_sample_t": one.statistic,
-                "one_sample_df": one.df,
-                "one_sample_p": one.p,
-                "welch_t": welch.statistic,
-                "welch_df": welch.df,
-                "welch_p": welch.p,
-                "z_prop": z.z,
-                "prop_z_p": z.p,
-            }
-        )
-    out = pd.DataFrame(rows, columns=[c for c in SIGNIFICANCE_COLUMNS if not c.startswith(("sig_", "prop_z_p_"))])
-    threshold = alpha / max(len(out), 1)
-    out["sig_uncorrected_prop_z"] = [significance_marker(p) for p in out["prop_z_p"]]
-    out["sig_bonferroni_prop_z"] = ["***" if p < threshold else "" for p in out["prop_z_p"]]
-    out["prop_z_p_holm"] = holm(out["prop_z_p"].to_numpy(float))
-    out["prop_z_p_bh"] = benjamini_hochberg(out["prop_z_p"].to_numpy(float))
-    return out[list(SIGNIFICANCE_COLUMNS)]
+        n = n_examples(key[1], xnli_n_original=True) if original else int(n_by_cell[cell_key])
+        tests = (_original_row if original else _calibrated_row)(cond_obs, base_obs, per_seed, n)
+        rows.append({
+            **dict(zip(["condition", *cell], key)),
+            "n_seeds": int(per_seed.size),
+            "point_estimate": bool(per_seed.size < 2),
+            "n_per_cell": n,
+            "n_known": N_EXAMPLES.get(key[1]),
+            "n_examples_cond": n * cond_obs.size,
+            "n_examples_base": n * base_obs.size,
+            "baseline_acc": float(base_obs.mean()),
+            "cond_acc": float(cond_obs.mean()),
+            "delta_pp": (float(cond_obs.mean()) - float(base_obs.mean())) * 100,
+            "seed_sigma_pp": float(per_seed.std(ddof=1)) * 100 if per_seed.size > 1 else math.nan,
+            **tests,
+        })  # fmt: skip
+    columns = ORIGINAL_SIGNIFICANCE_COLUMNS if original else SIGNIFICANCE_COLUMNS
+    out = pd.DataFrame(rows, columns=[c for c in columns if not c.startswith(("sig_", "prop_z_p_"))])
+    if original:
+        # the original marks the p it has already rounded to 5 dp, over every row of the family
+        published = out["prop_z_p"].map(lambda p: round(p, 5) if not math.isnan(p) else p)
+        threshold = alpha / max(len(out), 1)
+        out["sig_uncorrected_prop_z"] = [significance_marker(p) for p in published]
+        out["sig_bonferroni_prop_z"] = ["***" if p < threshold else "" for p in published]
+        out["prop_z_p_holm"] = holm(out["prop_z_p"].to_numpy(float))
+        out["prop_z_p_bh"] = benjamini_hochberg(out["prop_z_p"].to_numpy(float))
+    return out[list(columns)]
+
+
+def add_markers(table: pd.DataFrame, p_column: str, test: str, alpha: float = ALPHA) -> pd.DataFrame:
+    """Markers of ``p_column`` over the whole family of non-NaN rows: uncorrected ``*``/``**``, Holm
+    ``***`` (family-wise error ``alpha``; never less powerful than Bonferroni), BH ``fdr`` (false
+    discovery rate ``alpha``), with the adjusted p values beside them. NaN p: no marker, outside the family.
+    """
+    p = table[p_column].to_numpy(float)
+    out = table.copy()
+    out[f"{p_column}_holm"] = holm(p)
+    out[f"{p_column}_bh"] = benjamini_hochberg(p)
+    out[f"sig_uncorrected_{test}"] = [significance_marker(v) for v in p]
+    out[f"sig_holm_{test}"] = ["***" if v < alpha else "" for v in out[f"{p_column}_holm"]]
+    out[f"sig_bh_{test}"] = ["fdr" if v < alpha else "" for v in out[f"{p_column}_bh"]]
+    return out
 
 
 # --- beyond the original: paired tests and bootstrap ------------------------------------------------
@@ -389,14 +495,15 @@ def mcnemar_exact(cond_correct: Sequence[bool], base_correct: Sequence[bool]) ->
     """Exact McNemar test of two scorings of the same rows (paired by position).
 
     Both runs answer the same test set, so only rows where exactly one is right carry information:
-    under H0 the cond-only count is Binomial(b + c, ½) (``scipy.stats.binomtest``, two-sided). With no
-    discordant row p = 1.
+    under H0 the cond-only count is Binomial(b + c, ½) (the p of ``scipy.stats.binomtest``, two-sided).
+    With no discordant row p = 1.
     """
     a, b = np.asarray(cond_correct, dtype=bool), np.asarray(base_correct, dtype=bool)
     if a.shape != b.shape:
         raise StatsError(f"paired vectors differ in length: {a.size} vs {b.size}")
     cond_only, base_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    p = 1.0 if cond_only + base_only == 0 else float(sps.binomtest(cond_only, cond_only + base_only, 0.5).pvalue)
+    # binomtest's two-sided p at ½ is twice the smaller tail (the law is symmetric), 50× faster written so
+    p = min(1.0, 2 * float(sps.binom.cdf(min(cond_only, base_only), cond_only + base_only, 0.5)))
     return McNemar(int(a.size), cond_only, base_only, p)
 
 
@@ -475,6 +582,97 @@ def bootstrap_paired_mean(
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(d.size, counts / d.size, size=n_resamples)
     means = draws @ values / d.size
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(means, [tail, 1 - tail])
+    return BootstrapCI(float(d.mean()), float(low), float(high), confidence, n_resamples, seed)
+
+
+# --- the calibrated paired tests: per item, seeds and templates averaged --------------------------------
+
+
+@dataclass(frozen=True)
+class SignFlip:
+    n: int  # items
+    nonzero: int  # items whose difference is not 0: the only ones a sign flip moves
+    mean_diff: float
+    p: float
+    method: str  # "exact" (the whole sign-flip distribution) or "monte carlo"
+    n_resamples: int  # 0 when exact
+    seed: int
+
+
+EXACT_LATTICE = 2_000  # above this many lattice steps the exact convolution costs more than resampling
+
+
+def _runs_by_items(correct, name: str) -> np.ndarray:
+    x = np.asarray(correct, dtype=bool)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[0] == 0:
+        raise StatsError(f"{name}: expected runs × items correctness, got shape {x.shape}")
+    return x
+
+
+def sign_flip_test(cond_correct, base_correct, *, seed: int, n_resamples: int = 10_000) -> SignFlip:
+    """Paired sign-flip test of the per-item difference, the condition's runs averaged against the baseline's.
+
+    ``cond_correct`` is runs × items (every seed × template of the condition), ``base_correct`` runs ×
+    items (the baseline's templates); item i's difference is its share of right answers over the
+    condition's runs minus its share over the baseline's. Under H0 (no effect: each item's difference is
+    symmetric about 0) every sign pattern of the differences is equally likely; the statistic is their
+    sum, two-sided. Only the N items count as independent, not the 6·N (seed × template) answers that the
+    pooled McNemar counted. Each difference is an integer over ``runs_c · runs_b``, so the sign-flip
+    distribution is that of Σ v·(2·Binomial(m_v, ½) − m_v) over the distinct magnitudes v (m_v items
+    each): computed exactly by convolution while small, else drawn as binomials (the same distribution
+    as flipping every item, at the cost of a few draws per resample) with the p value
+    ``(1 + #{|S*| ≥ |S|}) / (1 + n_resamples)``, which is never 0 and exact in level.
+    """
+    c, b = _runs_by_items(cond_correct, "condition"), _runs_by_items(base_correct, "baseline")
+    if c.shape[1] != b.shape[1]:
+        raise StatsError(f"paired rows differ: the condition has {c.shape[1]} items, the baseline {b.shape[1]}")
+    scaled = b.shape[0] * c.sum(axis=0, dtype=np.int64) - c.shape[0] * b.sum(axis=0, dtype=np.int64)
+    mean_diff = float(scaled.mean()) / (c.shape[0] * b.shape[0])
+    magnitudes, counts = np.unique(np.abs(scaled[scaled != 0]), return_counts=True)
+    if magnitudes.size == 0:
+        return SignFlip(int(c.shape[1]), 0, mean_diff, 1.0, "exact", 0, seed)
+    step = int(np.gcd.reduce(magnitudes))
+    magnitudes, observed = magnitudes // step, abs(int(scaled.sum())) // step
+    total = int(magnitudes @ counts)
+    if total <= EXACT_LATTICE:
+        pmf = np.ones(1)
+        for v, m in zip(magnitudes.tolist(), counts.tolist()):
+            part = np.zeros(2 * v * m + 1)
+            part[:: 2 * v] = sps.binom.pmf(np.arange(m + 1), m, 0.5)
+            pmf = np.convolve(pmf, part)
+        p = min(1.0, float(pmf[np.abs(np.arange(-total, total + 1)) >= observed].sum()))
+        return SignFlip(int(c.shape[1]), int(counts.sum()), mean_diff, p, "exact", 0, seed)
+    rng = np.random.default_rng(seed)
+    sums = (2 * rng.binomial(counts, 0.5, size=(n_resamples, counts.size)) - counts) @ magnitudes
+    p = (1 + int(np.sum(np.abs(sums) >= observed))) / (1 + n_resamples)
+    return SignFlip(int(c.shape[1]), int(counts.sum()), mean_diff, p, "monte carlo", n_resamples, seed)
+
+
+def bootstrap_seed_item(
+    per_seed_diffs, *, seed: int, n_resamples: int = 10_000, confidence: float = 0.95
+) -> BootstrapCI:
+    """Two-level percentile bootstrap of the mean of a seeds × items table of per-item differences.
+
+    Each resample draws k seeds with replacement and, independently, n items with replacement (the
+    same items for every seed: seeds answer one test set, so the design is crossed, not nested), so the
+    interval counts training-seed variance as well as item sampling, where :func:`bootstrap_paired_mean`
+    of the seed-averaged differences counts items only. Items enter only through their column of k
+    values, so identical columns are drawn as multinomial counts (as in :func:`bootstrap_paired_mean`).
+    Needs two seeds or more. Reproducible from ``seed``.
+    """
+    d = np.asarray(per_seed_diffs, dtype=float)
+    if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] == 0:
+        raise StatsError(f"the seed × item bootstrap needs two seeds or more and one item, got shape {d.shape}")
+    k, n = d.shape
+    columns, counts = np.unique(d.T, axis=0, return_counts=True)
+    rng = np.random.default_rng(seed)
+    per_seed = rng.multinomial(n, counts / n, size=n_resamples) @ columns / n  # resamples × seeds
+    seeds = rng.multinomial(k, np.full(k, 1 / k), size=n_resamples)
+    means = np.sum(per_seed * seeds, axis=1) / k
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return BootstrapCI(float(d.mean()), float(low), float(high), confidence, n_resamples, seed)
