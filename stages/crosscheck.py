@@ -13,7 +13,7 @@ Writes a seeded synthetic tree in the published layout with planted effects
   ``build_framework_comparison.py`` (each untouched, read from PATH, the Hub served from the local tree
   by ``stages/lib/offline_hub.py``);
 - the project: ``python -m stages.reparse`` and ``python -m stages.report --published`` with the
-  original's statistics (``--original-statistics`` where the report has it, else ``--xnli-n-original``).
+  original's statistics (``--original-statistics``).
 
 It prints, per output, how many numbers agree, how many differ on purpose (:data:`DOCUMENTED`) and
 every other disagreement; exit 0 when there are none of those. PATH is the folder of the scripts,
@@ -37,7 +37,6 @@ from typing import Callable, Sequence
 
 import pandas as pd
 
-from stages import report
 from stages.lib import analyses, synthetic_published
 
 SCRIPTS = ("reparse_results.py", "build_comparison.py", "build_vs_baseline.py", "build_phase3_tables.py",
@@ -50,8 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTED = {
     "cells-n": "cells.tsv n: the original reads a _count its strict summaries lack and writes None (§7.6); "
                "the project fills the row count",
-    "one-sample-df": "significance.tsv one_sample_df of a single-seed condition: the original writes 0, the "
-                     "project leaves it empty (NaN: no test, so no degrees of freedom)",
     "bold-rounded": "tables: bold/italic thresholds compare the rounded value shown, not the unrounded mean",
 }
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
@@ -131,16 +128,13 @@ def run_original(scripts: dict[str, Path], tree: Path, out: Path) -> None:
         _original(scripts[name], tree, "--output", str(out / output), cwd=out)
 
 
-def statistics_flag() -> str:
-    """The report's switch to the original's statistics: ``--original-statistics`` once it exists."""
-    options = report.build_parser()._option_string_actions
-    return "--original-statistics" if "--original-statistics" in options else "--xnli-n-original"
+STATISTICS_FLAG = "--original-statistics"  # the report's switch to every statistic as the original computed it
 
 
 def run_project(tree: Path, out: Path) -> str:
     """Reparse ``tree`` in place and report it into ``out``; returns the statistics flag used."""
     _python(["-m", "stages.reparse", "--no-repo-head", "--jobs", "1", *results_files(tree)])
-    flag = statistics_flag()
+    flag = STATISTICS_FLAG
     _python(["-m", "stages.report", "--published", str(tree), "--out", str(out), "--jobs", "1", "--no-plots",
              "--bootstrap-resamples", "20", flag])
     return flag
@@ -291,12 +285,6 @@ def compare_reparsed(original: Path, project: Path) -> Outcome:
     return outcome
 
 
-def _one_sample_df(column: str, theirs: dict, mine: dict) -> str | None:
-    if column == "one_sample_df" and theirs.get("n_seeds") == "1" and theirs[column] == "0" and mine[column] == "":
-        return "one-sample-df"
-    return None
-
-
 def _cells_n(column: str, theirs: dict, mine: dict) -> str | None:
     return "cells-n" if column == "n" and theirs[column] == "None" and mine[column] != "" else None
 
@@ -308,7 +296,7 @@ def compare_all(theirs: Path, mine: Path, original_tree: Path, project_tree: Pat
                 compare_tsv("vs_baseline_cells.tsv", theirs / "vs_baseline_cells.tsv", mine / "vs_baseline_cells.tsv", run_keys),
                 compare_tsv("conclusion_flips.tsv", theirs / "conclusion_flips.tsv", mine / "conclusion_flips.tsv", run_keys),
                 compare_tsv("significance.tsv", theirs / "significance.tsv", mine / "significance.tsv",
-                            ["condition", "benchmark", "data", "instr"], documented=_one_sample_df)]
+                            ["condition", "benchmark", "data", "instr"])]
     outcomes += compare_tables(theirs / "tables.tex", mine / "tables.tex")
     keys = {"xnli-label-distributions.tsv": ["condition", "seed", "template", "data_lang", "instr_lang", "gold"],
             "sib200-category-accuracy.tsv": ["condition", "seed", "template", "data_lang", "instr_lang", "gold_category"],
