@@ -17,7 +17,7 @@ Writes into OUT (every file deterministic; §3 for the columns):
 - ``vs_baseline_cells.tsv`` (§3.3), ``conclusion_flips.tsv`` (±0.01 sign rule);
 - ``cross_seed_variance.tsv`` (§3.6: Δrep in pp per seed, mean, sd ddof=1, min, max, verdict);
 - ``significance.tsv`` (§3.5) per (condition, cell): by default the calibrated set (the rows each cell
-  scored as n, Welch and a seed t that are NaN with a note where undefined, the pooled z without markers,
+  scored as n, a seed t that is NaN with a note where undefined, the pooled z without markers,
   a paired sign-flip test of the per-item differences giving the markers, an item-only and a seed × item
   bootstrap CI); ``--original-statistics`` (alias ``--xnli-n-original``) writes the original's columns
   as it computed them; ``mcnemar.tsv`` the exact McNemar test per run;

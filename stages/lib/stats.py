@@ -13,8 +13,9 @@ Two sets of significance tests (§3.5, §7; ``significance_table(original=...)``
   the (seed × template) observations with its infinite t and df, the pooled two-proportion z with
   ``k = int(round(sum(obs)·N))`` and its n per benchmark (XNLI 2,505), its ``*``/``**`` and Bonferroni
   ``***`` markers over the whole family.
-- The default is the calibrated set: n is the rows each cell scored; Welch and the seed t
-  (:func:`prediction_t`) are NaN with a note where undefined; the markers come from a paired sign-flip test
+- The default is the calibrated set: n is the rows each cell scored; the seed t (:func:`prediction_t`)
+  and the z are NaN with a note where undefined; no Welch (its observations are seed × template copies
+  of one test set against a baseline of two templates: it rejects a true null 8% of the time at α = 5%); the markers come from a paired sign-flip test
   of per-item differences (:func:`sign_flip_test`), whose unit is the item, not the seed × template copy of
   it; intervals resample items (:func:`bootstrap_paired_mean`) or seeds and items
   (:func:`bootstrap_seed_item`). ``benchmarks/stats_calibration.py`` measures both sets' type-I error,
@@ -245,20 +246,6 @@ def welch_t(cond_obs: Sequence[float], base_obs: Sequence[float]) -> TestResult:
     return TestResult(float(res.statistic), welch_df(cond_obs, base_obs), float(res.pvalue))
 
 
-def welch_test(cond_obs: Sequence[float], base_obs: Sequence[float]) -> TestResult:
-    """:func:`welch_t` where it has an answer, else NaN with the reason (the calibrated set).
-
-    Constant sides are found by value, not by an infinite t: the mean of two equal 4-dp floats can come
-    back a hair off, giving a variance of 1e-34 and a finite t of −2e14 where the answer is "undefined".
-    """
-    a, b = np.asarray(cond_obs, dtype=float), np.asarray(base_obs, dtype=float)
-    if a.size < 2 or b.size < 2:
-        return not_computed(f"{min(a.size, b.size)} observation(s) on a side: no variance")
-    if np.all(a == a[0]) and np.all(b == b[0]):
-        return not_computed("both sides constant: no variance to test against")
-    return welch_t(a, b)
-
-
 def prediction_t(per_seed: Sequence[float], baseline: float) -> TestResult:
     """Seed mean against a baseline run as noisy as a seed: ``t = (x̄ − b) / (s·√(1 + 1/k))``, df = k − 1.
 
@@ -358,7 +345,7 @@ ORIGINAL_SIGNIFICANCE_COLUMNS = (
 # The calibrated set (the default): no marker here; the paired per-item test that gives them needs the rows.
 SIGNIFICANCE_COLUMNS = (
     "condition", *CELL_COLUMNS, "n_seeds", "point_estimate", "n_per_cell", "n_known", "n_examples_cond", "n_examples_base",
-    "baseline_acc", "cond_acc", "delta_pp", "seed_sigma_pp", "welch_t", "welch_df", "welch_p", "welch_note", "seed_t",
+    "baseline_acc", "cond_acc", "delta_pp", "seed_sigma_pp", "seed_t",
     "seed_t_df", "seed_t_p", "seed_t_note", "z_prop", "prop_z_p", "prop_z_note",
 )  # fmt: skip
 
@@ -399,10 +386,8 @@ def _original_row(cond_obs: np.ndarray, base_obs: np.ndarray, per_seed: np.ndarr
 
 
 def _calibrated_row(cond_obs: np.ndarray, base_obs: np.ndarray, per_seed: np.ndarray, n: int) -> dict:
-    welch, seed_t = welch_test(cond_obs, base_obs), prediction_t(per_seed, float(base_obs.mean()))
-    z = prop_z(cond_obs, base_obs, n)
-    return {"welch_t": welch.statistic, "welch_df": welch.df, "welch_p": welch.p, "welch_note": welch.note,
-            "seed_t": seed_t.statistic, "seed_t_df": seed_t.df, "seed_t_p": seed_t.p, "seed_t_note": seed_t.note,
+    seed_t, z = prediction_t(per_seed, float(base_obs.mean())), prop_z(cond_obs, base_obs, n)
+    return {"seed_t": seed_t.statistic, "seed_t_df": seed_t.df, "seed_t_p": seed_t.p, "seed_t_note": seed_t.note,
             "z_prop": z.z, "prop_z_p": z.p,
             "prop_z_note": "" if not math.isnan(z.p) else "no variance: every answer of both sides right, or every one wrong"}
 
@@ -423,8 +408,8 @@ def significance_table(
     rounded accuracies to get its file back. Added: ``point_estimate``, ``n_per_cell``, Holm and BH of z.
 
     The default is the calibrated set (§7): n is the rows each cell scored (column ``n``, see
-    :func:`observed_n`); Welch and the seed t (:func:`prediction_t`, which replaces the one-sample t)
-    are NaN with a note where they cannot be computed; the z carries no marker (it ignores pairing: the
+    :func:`observed_n`); the seed t (:func:`prediction_t`, which replaces the one-sample t and
+    Welch) is NaN with a note where it cannot be computed; the z carries no marker (it ignores pairing: the
     markers come from the paired per-item test the caller adds, see :func:`sign_flip_test`).
     Values are unrounded.
     """
