@@ -5,9 +5,9 @@
 On the dev pairs: target NLL with the slots injected, ablated (the placeholder rows: the
 original's "zeroed"), true zeros and shuffled (another row's slots); the gate_boost sweep;
 greedy generation (a plain loop without ``position_ids`` in ``generate`` or empty
-``bad_words_ids``, both of which crash the original's ``infer``) scored by exact match, chrF,
-content-word recall and number recall, for LLINK, LLINK ablated and the direct fine-tuning
-baseline; the lexeme probe; the batch-diversity diagnostics; the token budget; and retrieval
+``bad_words_ids``, both of which crash the original's ``infer``) scored by exact match, corpus
+chrF (sacrebleu, its signature beside the score), content-word recall and number recall, for
+LLINK, LLINK ablated and the direct fine-tuning baseline; the lexeme probe; the batch-diversity diagnostics; the token budget; and retrieval
 by the slot mean (our reading of the paper's "Stage A + B" retrieval). Evaluation runs in eval
 mode with the training gate clamp and prompt unless the ablation params say otherwise.
 

@@ -13,7 +13,7 @@ from stages.lib.llink.data import (
     KHMER_DIGITS, PairsError, read_jsonl_pairs, split_pairs, synthetic_pairs, validate_jsonl,
 )
 from stages.lib.llink.losses import stage_a_loss, usage_hinge
-from stages.lib.llink.metrics import chrf, generation_scores, inverse_ranks, retrieval
+from stages.lib.llink.metrics import generation_scores, inverse_ranks, retrieval
 from stages.lib.llink.projector import TeacherQueue, cosine_lr, temperature
 from stages.lib.llink.prompt import build_prompt, collate, encode, encode_many, slot_text
 from stages.lib.llink.slots import SlotBridge, inject, slot_inputs
@@ -52,11 +52,20 @@ def test_inverse_ranks_match_the_naive_ordering():
 
 
 def test_generation_scores():
-    assert chrf("the old man", "the old man") == pytest.approx(100.0)
-    assert chrf("xyz", "abc") == 0.0
+    assert generation_scores(["the old man"], ["the  old man "])["chrf"] == pytest.approx(100.0)
+    assert generation_scores(["xyz"], ["abc"])["chrf"] == 0.0
     s = generation_scores(["the old farmer sold 12 fish", "x"], ["the old farmer sold 12 fish", "the boy lost 7 cups"])
     assert s["exact_match"] == 0.5 and s["number_recall"] == 0.5
     assert s["content_word_recall"] == pytest.approx(0.5)  # 4/4 then 0/4
+
+
+def test_chrf_is_corpus_chrf_with_its_signature():
+    # One perfect row, one miss: the mean of sentence chrF would be 50. Corpus chrF pools the
+    # n-gram counts first: 1 of 4 unigrams, 0 of 2 bigrams, 0 of 1 trigram (no 4- to 6-grams),
+    # so precision = recall = (1/4) / 3 and F2 = 100/12.
+    s = generation_scores(["a", "xyz"], ["a", "bcd"])
+    assert s["chrf"] == pytest.approx(100 / 12)
+    assert s["chrf_signature"] == "nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:2.6.0"
 
 
 # ----------------------------------------------------------------------------- Stage A pieces

@@ -63,7 +63,11 @@ def test_stage_b_uses_the_slots(pipeline):
     assert e["token_budget"]["foreign_tokens"] > 3 * e["token_budget"]["k_slots"]
     assert set(e["generation"]) == {"llink", "llink_ablated", "direct"}
     assert set(e["gate_boost_nll"]) == {"0.5", "1.0", "2.0"}
-    assert (pipeline / "reports" / "llink.md").read_text().startswith("# LLINK")
+    report = (pipeline / "reports" / "llink.md").read_text()
+    assert report.startswith("# LLINK")
+    signature = e["generation"]["llink"]["chrf_signature"]
+    assert signature.startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no|version:")
+    assert f"sacrebleu's corpus chrF over the 8 rows, signature `{signature}`" in report
 
 
 def test_outputs_carry_provenance_but_no_commit_in_hashed_files(pipeline):

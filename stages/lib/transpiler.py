@@ -6,11 +6,19 @@ newlines keep their exact bytes and ``reverse(transpile(x)) == x``.
 
 Tokens come from one regular expression built from the stdlib ``tokenize``
 module's own token grammar (its ``Number`` pattern and its string rules, ``\\w+``
-names) and applied to the whole text, because ``tokenize.generate_tokens`` is
-too slow for the 5,000-files-in-10-seconds goal. Only files that ``ast.parse``
+names) and applied to the whole text, on 3.12 with a small recursive walk
+through f-strings, because ``tokenize.generate_tokens`` is too slow for the
+5,000-files-in-10-seconds goal. Only files that ``ast.parse``
 are transpiled, and on those the scanner yields exactly tokenize's NAME tokens
-(checked by tests against ``tokenize`` on real files). Like 3.11's tokenize, an
-f-string is one string token, left alone.
+(checked by tests against ``tokenize`` on real files), on the Python that runs:
+- 3.11: an f-string is one STRING token, left alone.
+- 3.12 (PEP 701): the code in an f-string's replacement fields is tokenized like
+  any code (``f"{len(x) if x else 0}"`` has NAMEs len, x, if, else) and is
+  translated; a string inside a field may reuse the f-string's quote
+  (``f"{d["in"]}"``) and stays a string. A name is the C tokenizer's: the longest
+  run of word and non-ASCII characters.
+So a file whose f-string fields hold reserved words transpiles differently on
+3.11 and 3.12; outputs record the Python version in their provenance.
 
 Two scopes:
 - ``aware`` (default): keywords are always translated; a builtin function or
@@ -23,15 +31,18 @@ Two scopes:
   already uses a target form as a name does not round-trip.
 
 A NAME that 3.11's tokenize splits off a longer identifier (the identifier
-continues with a combining mark, e.g. Urdu vowel signs) is never touched.
+continues with a combining mark, e.g. Urdu vowel signs) is never touched
+(3.12 reads the whole identifier as one NAME).
 """
 
 from __future__ import annotations
 
 import ast
 import bisect
+import functools
 import multiprocessing
 import re
+import sys
 import tokenize
 import warnings
 from collections.abc import Sequence
@@ -75,7 +86,7 @@ def _no_groups(pattern: str) -> str:
     return re.sub(r"(?<!\\)\((?!\?)", "(?:", pattern)
 
 
-def _strings() -> str:
+def _strings(prefix: str = "[rRbBuUfF]{0,2}") -> str:
     # The four string bodies of tokenize (Single3, Double3, Single, Double), written
     # for a whole text: a backslash escapes any character, newlines included.
     triple = r"{q}{q}{q}[^{q}\\]*(?:(?:\\.|{q}(?!{q}{q}))[^{q}\\]*)*{q}{q}{q}"
@@ -83,21 +94,116 @@ def _strings() -> str:
     bodies = [triple.format(q="'"), triple.format(q='"'), single.format(q="'"), single.format(q='"')]
     # Any run of prefix letters: in parseable code only tokenize's valid prefixes
     # (r, b, f, u, rb, fr, ... in any case) can stand right before a quote.
-    return r"[rRbBuUfF]{0,2}(?:" + "|".join(bodies) + ")"
+    return prefix + r"(?:" + "|".join(bodies) + ")"
 
+
+_NUMBER = _no_groups(tokenize.Number)
 
 # Order: runs that hold no token we need, strings, comments, numbers (so that
 # "1if" gives NUMBER 1 and NAME if, like tokenize), then names (group 1).
 _SCANNER = re.compile(
-    r"[^\w'\"#]++|" + _strings() + r"|#[^\r\n]*+|" + _no_groups(tokenize.Number) + r"|(\w++)",
+    r"[^\w'\"#]++|" + _strings() + r"|#[^\r\n]*+|" + _NUMBER + r"|(\w++)",
     re.DOTALL,
 )
 _NEWLINE = re.compile(r"\r\n?|\n")
 
 
-def _names(text: str) -> list[tuple[int, str]]:
-    """(start, name) for every NAME token of ``text``, in order."""
+def _names_311(text: str) -> list[tuple[int, str]]:
+    """(start, name) for every NAME token of 3.11's tokenize: an f-string is one string."""
     return [(match.start(), match.group(1)) for match in _SCANNER.finditer(text) if match.lastindex]
+
+
+# 3.12 (PEP 701) tokenizes the code inside an f-string's replacement fields, whose strings
+# may reuse the f-string's own quote (f"{d["in"]}"), and its C tokenizer reads a name as
+# the longest run of ASCII word characters and non-ASCII characters ("ifُ" is one NAME).
+_F_START = r"((?:[fF][rR]?|[rR][fF])(?:'''|\"\"\"|'|\"))"
+_TAIL_312 = "|" + _strings("[rRbBuU]{0,2}") + r"|#[^\r\n]*+|" + _NUMBER + r"|((?:\w|[^\x00-\x7f])++)"
+# outside f-strings: group 1 an f-string's start, group 2 a name
+_CODE_312 = re.compile(r"[^\w'\"#\x80-\U0010ffff]++|" + _F_START + _TAIL_312, re.DOTALL)
+# in a replacement field: groups 1-3 an opening bracket, a closing one and ":", 4 an f-string, 5 a name
+_FIELD_312 = re.compile(r"[^\w'\"#{}()\[\]:\x80-\U0010ffff]++|([{(\[])|([)\]}])|(:)|" + _F_START + _TAIL_312,
+                        re.DOTALL)
+
+
+@functools.cache
+def _middle(quote: str, raw: bool, spec: bool) -> re.Pattern:
+    """An f-string's literal text up to a replacement field, a "}" or the closing quote.
+
+    ``{{`` and ``}}`` are literal braces (not in a format spec); a backslash pairs with
+    any character but a brace, and ``\\N{...}`` is one escape unless the string is raw.
+    """
+    q = re.escape(quote[0])
+    parts = [f"[^{{}}\\\\{q}]++" if len(quote) == 3 else f"[^{{}}\\\\{q}\\r\\n]++"]
+    if not spec:
+        parts.append(r"\{\{|\}\}")
+    if not raw:
+        parts.append(r"\\N\{[^}]*\}")
+    parts.append(r"\\(?:\r\n|[^{}])|\\")
+    if len(quote) == 3:
+        parts.append(f"{q}(?!{q}{q})")
+    return re.compile("(?:" + "|".join(parts) + ")*+", re.DOTALL)
+
+
+def _fstring(text: str, pos: int, start: str, out: list[tuple[int, str]]) -> int:
+    """Names of the f-string whose body starts at ``pos``; returns the end of its closing quote."""
+    quote = start.lstrip("fFrR")
+    raw = "r" in start.lower()
+    literal = _middle(quote, raw, spec=False)
+    while pos < len(text):
+        pos = literal.match(text, pos).end()
+        if text.startswith(quote, pos):
+            return pos + len(quote)
+        pos = _field(text, pos + 1, quote, raw, out) if text.startswith("{", pos) else pos + 1
+    return pos
+
+
+def _field(text: str, pos: int, quote: str, raw: bool, out: list[tuple[int, str]]) -> int:
+    """Names of a replacement field whose code starts at ``pos``; returns the end of its "}"."""
+    depth = 0
+    while pos < len(text):
+        match = _FIELD_312.match(text, pos)
+        if match is None:
+            pos += 1
+            continue
+        pos, kind = match.end(), match.lastindex
+        if kind == 1:
+            depth += 1
+        elif kind == 2:
+            if depth == 0:
+                return pos
+            depth -= 1
+        elif kind == 3 and depth == 0:  # the format spec: literal text and nested fields
+            spec = _middle(quote, raw, spec=True)
+            while pos < len(text):
+                pos = spec.match(text, pos).end()
+                if not text.startswith("{", pos):
+                    return pos + 1 if text.startswith("}", pos) else pos
+                pos = _field(text, pos + 1, quote, raw, out)
+        elif kind == 4:
+            pos = _fstring(text, pos, match.group(4), out)
+        elif kind == 5:
+            out.append((match.start(), match.group(5)))
+    return pos
+
+
+def _names_312(text: str) -> list[tuple[int, str]]:
+    """(start, name) for every NAME token of 3.12's tokenize, f-string fields included."""
+    out: list[tuple[int, str]] = []
+    pos = 0
+    while pos < len(text):
+        for match in _CODE_312.finditer(text, pos):
+            if match.lastindex == 2:
+                out.append((match.start(), match.group(2)))
+            elif match.lastindex == 1:
+                pos = _fstring(text, match.end(), match.group(1), out)
+                break
+        else:
+            break
+    return out
+
+
+# (start, name) for every NAME token of a text, in order, as the running Python's tokenize finds them
+_names = _names_312 if sys.version_info >= (3, 12) else _names_311
 
 
 def _glued(ch: str) -> bool:

@@ -6,6 +6,7 @@ from collections import Counter
 from typing import Sequence
 
 import torch
+from sacrebleu.metrics import CHRF
 from torch.nn import functional as F
 
 from stages.lib.llink.data import content_words, numbers
@@ -29,25 +30,14 @@ def retrieval(queries: torch.Tensor, keys: torch.Tensor) -> dict[str, float]:
     }
 
 
-def chrf(hypothesis: str, reference: str, order: int = 6, beta: float = 2.0) -> float:
-    """chrF (Popovic 2015) as sacrebleu computes it by default: character n-grams 1..6 without
-    spaces, precision and recall averaged over n, F-beta with beta 2; in [0, 100]."""
-    hyp, ref = hypothesis.replace(" ", ""), reference.replace(" ", "")
-    precisions, recalls = [], []
-    for n in range(1, order + 1):
-        h = Counter(hyp[i : i + n] for i in range(len(hyp) - n + 1))
-        r = Counter(ref[i : i + n] for i in range(len(ref) - n + 1))
-        if not h or not r:
-            continue
-        match = sum((h & r).values())
-        precisions.append(match / sum(h.values()))
-        recalls.append(match / sum(r.values()))
-    if not precisions:
-        return 0.0
-    p, r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
-    if p + r == 0:
-        return 0.0
-    return 100.0 * (1 + beta**2) * p * r / (beta**2 * p + r)
+def corpus_chrf(hypotheses: Sequence[str], references: Sequence[str]) -> tuple[float, str]:
+    """Corpus chrF, as papers report it (n-gram statistics summed over the rows, then one F-score;
+    not the mean of sentence scores), with sacrebleu's defaults: character 1- to 6-grams without
+    whitespace, no word n-grams, beta 2, case kept. Returns the score in [0, 100] and sacrebleu's
+    signature, which names those settings and its version."""
+    metric = CHRF()
+    score = metric.corpus_score(list(hypotheses), [list(references)]).score
+    return score, str(metric.get_signature())
 
 
 def _recall(wanted: list[str], got: list[str]) -> float | None:
@@ -62,13 +52,15 @@ def _recall(wanted: list[str], got: list[str]) -> float | None:
     return hits / len(wanted)
 
 
-def generation_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """Exact match, chrF, content-word recall and number recall, averaged over the rows."""
-    exact, chrfs, content, nums = [], [], [], []
+def generation_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float | str]:
+    """Exact match, content-word recall and number recall averaged over the rows; corpus chrF
+    over all of them, with its signature."""
+    exact, hyps, refs, content, nums = [], [], [], [], []
     for hyp, ref in zip(hypotheses, references):
         hyp, ref = " ".join(hyp.split()), " ".join(ref.split())
         exact.append(float(hyp == ref))
-        chrfs.append(chrf(hyp, ref))
+        hyps.append(hyp)
+        refs.append(ref)
         c = _recall(content_words(ref), content_words(hyp))
         if c is not None:
             content.append(c)
@@ -76,8 +68,9 @@ def generation_scores(hypotheses: Sequence[str], references: Sequence[str]) -> d
         if n is not None:
             nums.append(n)
     mean = lambda xs: sum(xs) / len(xs) if xs else 0.0  # noqa: E731
-    return {"exact_match": mean(exact), "chrf": mean(chrfs), "content_word_recall": mean(content),
-            "number_recall": mean(nums), "n": len(exact)}
+    chrf, signature = corpus_chrf(hyps, refs)
+    return {"exact_match": mean(exact), "chrf": chrf, "chrf_signature": signature,
+            "content_word_recall": mean(content), "number_recall": mean(nums), "n": len(exact)}
 
 
 def diversity(vectors: torch.Tensor) -> dict[str, float]:

@@ -38,7 +38,9 @@ def render(stage_a: dict, ev: dict, features: dict) -> str:
     for name, g in ev["generation"].items():
         lines.append(f"| {name} | {_f(g['exact_match'])} | {_f(g['chrf'], 1)} | {_f(g['content_word_recall'])} | {_f(g['number_recall'])} |")
     budget, probe = ev["token_budget"], ev["lexeme_probe"]
-    lines += ["", "## Token budget and diagnostics", "",
+    signature = next(iter(ev["generation"].values()))["chrf_signature"]
+    lines += ["", f"chrF: sacrebleu's corpus chrF over the {ev['settings']['n_gen']} rows, signature `{signature}`.",
+              "", "## Token budget and diagnostics", "",
               f"- Foreign text: {_f(budget['foreign_tokens'], 1)} decoder tokens on average vs K = {budget['k_slots']} slots "
               f"({_f(budget['ratio'], 1)}x); English: {_f(features['token_budget']['english_tokens'], 1)} tokens "
               f"(inflation {_f(features['token_budget']['inflation'], 2)}x).",
