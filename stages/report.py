@@ -35,7 +35,8 @@ cell against the baseline, §9's headline table as ``tables/phase2_summary.tsv``
 1 dp) and no paper tables (``tables.tex`` says so).
 
 A malformed file, a bad cell key or an ambiguous duplicate stops the report with a message naming the
-file (exit 1). Missing files and cells are listed, not fatal: a (condition, cell) that some seed or
+file (exit 1). Everything is written into a hidden folder beside OUT first and moved into OUT only once
+the whole report is written, so a failed run leaves the previous report as it was, never a mix of two. Missing files and cells are listed, not fatal: a (condition, cell) that some seed or
 template lacks is left out of every seed aggregate rather than averaged unevenly.
 """
 
@@ -44,6 +45,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -472,11 +474,12 @@ def build_index(args: argparse.Namespace) -> tuple[Index, dict]:
         "mode": "params", "runs": {k: v.model_dump(mode="json") for k, v in sorted(params.runs.items())}}
 
 
-def run_report(args: argparse.Namespace, err=None) -> int:
+def run_report(args: argparse.Namespace, err=None, into: Path | None = None) -> int:
+    """The report of ``args``, written into ``into`` (``main``'s staging folder) or else ``args.out``."""
     err = err or sys.stderr
-    out = Path(args.out)
+    out = into or Path(args.out)
     if args.params and (params := load_params(args.params)).phase == "phase2":
-        return run_phase2_report(args, params, err)
+        return run_phase2_report(args, params, err, into)
     index, source = build_index(args)
     for notice in index.notices:
         print(f"report: {notice}", file=err)
@@ -532,7 +535,7 @@ def run_report(args: argparse.Namespace, err=None) -> int:
     for line in missing_lines(missing)[:MAX_LISTED]:
         print(f"report: missing {line}", file=err)
     if len(missing_lines(missing)) > MAX_LISTED:
-        print(f"report: ... and more missing (all in {out / 'missing.tsv'})", file=err)
+        print(f"report: ... and more missing (all in {Path(args.out) / 'missing.tsv'})", file=err)
 
     inputs = sorted(_relative(p, index.root) for s in index.sessions for p in s.files.values())
     record = content_provenance("report", {
@@ -543,7 +546,7 @@ def run_report(args: argparse.Namespace, err=None) -> int:
     record.update(code_provenance(Path(__file__).resolve().parents[1]))
     write_json(out / "provenance.json", record)
     print(f"report: {len(runs)} run cells, {len(vs_all)} vs baseline, {len(sig)} significance rows, "
-          f"{len(tables)} tables, {len(missing)} missing -> {out}", file=err)
+          f"{len(tables)} tables, {len(missing)} missing -> {args.out}", file=err)
     return 0
 
 
@@ -588,13 +591,13 @@ def write_phase2_plots(folder: Path, vs: pd.DataFrame, conditions: list[str], de
     return None
 
 
-def run_phase2_report(args: argparse.Namespace, params, err) -> int:
+def run_phase2_report(args: argparse.Namespace, params, err, into: Path | None = None) -> int:
     """The report of a Phase 2 params.yaml: every file the stage declares, in Phase 3's schemas where
     they apply (strict columns filled, refined/log-likelihood ones empty), plus §9's headline table.
 
     The sessions are exactly params' ``evaluate.sessions``; each ``out`` folder is read under ``--eval-dir``.
     """
-    out = Path(args.out)
+    out = into or Path(args.out)
     design = phase2_results.Design.of(params)
     conditions = list(params.evaluate.sessions)
     sessions, missing = phase2_results.expected_sessions(params, args.eval_dir)
@@ -651,7 +654,7 @@ def run_phase2_report(args: argparse.Namespace, params, err) -> int:
     record.update(code_provenance(Path(__file__).resolve().parents[1]))
     write_json(out / "provenance.json", record)
     print(f"report: phase2: {len(runs)} run cells, {len(vs_all)} vs baseline, {len(summary)} summary rows, "
-          f"{len(missing)} missing -> {out}", file=err)
+          f"{len(missing)} missing -> {args.out}", file=err)
     return 0
 
 
@@ -673,13 +676,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def swap_in(staging: Path, out: Path) -> None:
+    """Move every entry of ``staging`` into ``out``, each replacing its namesake (other files in ``out`` stay)."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = staging.with_name(staging.name + ".old")
+    old.mkdir()
+    for entry in sorted(staging.iterdir()):
+        if (out / entry.name).exists():
+            (out / entry.name).rename(old / entry.name)
+        entry.rename(out / entry.name)
+    shutil.rmtree(old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.bootstrap_resamples < 1 or args.jobs < 1:
+        print(f"report: error: --bootstrap-resamples and --jobs take a whole number >= 1, not "
+              f"{min(args.bootstrap_resamples, args.jobs)}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    staging = out.parent / f".{out.name}.report-{os.getpid()}"  # beside OUT: one filesystem, so renames
     try:
-        return run_report(args)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        code = run_report(args, into=staging)
+        if code == 0:
+            swap_in(staging, out)
+        return code
     except (ReportError, stats.StatsError, ParamsError) as error:
         print(f"report: error: {error}", file=sys.stderr)
         return 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging.with_name(staging.name + ".old"), ignore_errors=True)
 
 
 if __name__ == "__main__":

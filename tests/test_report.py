@@ -234,6 +234,34 @@ def test_two_runs_write_identical_bytes(tmp_path):
     assert Path("metrics.json") in outs[0] and Path("provenance.json") in outs[0]
 
 
+def test_a_late_failure_leaves_the_previous_report_whole(tmp_path, monkeypatch, capsys):
+    published, out = make_published(tmp_path / "p"), tmp_path / "reports"
+    assert run(published, out) == 0
+    (out / "README.md").write_text("not the report's")
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    def late(*args, **kwargs):  # after cells.tsv, metrics.json and tables.tex are written
+        raise ReportError("injected late failure")
+
+    monkeypatch.setattr(report, "write_analyses", late)
+    assert run(published, out, "--bootstrap-seed", "7") == 1
+    assert "injected late failure" in capsys.readouterr().err
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "reports"]  # no staging folder left behind
+    monkeypatch.undo()
+    assert run(published, out, "--bootstrap-seed", "7") == 0
+    assert (out / "README.md").read_text() == "not the report's"
+    assert (out / "significance.tsv").read_bytes() != before[Path("significance.tsv")]
+
+
+def test_a_negative_resample_count_is_one_line_and_writes_nothing(tmp_path, capsys):
+    published = make_published(tmp_path / "p")
+    assert run(published, tmp_path / "o", "--bootstrap-resamples", "-5") != 0
+    err = capsys.readouterr().err
+    assert "--bootstrap-resamples" in err and "-5" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_metrics_json_is_nested_by_benchmark_then_condition(done):
     data = json.loads((done / "metrics.json").read_text())
     assert data["sib200"]["baseline"]["acc_refined"] == 0.5
