@@ -101,17 +101,32 @@ def write_table(path: Path, frame: pd.DataFrame, digits: dict[str, int] | None =
 # --- completeness --------------------------------------------------------------------------------------
 
 
-def missing_cells(runs: pd.DataFrame, index: Index) -> list[dict]:
-    """Cells a loaded session should have (§1.1 grid) and does not."""
+SCORED = {"acc_strict": "no strict accuracy: the cell is absent from the _summary_",
+          "acc_refined": "no refined accuracy: the cell has no rows in the _results_ and no _summary_reparsed_ entry"}
+
+
+def missing_cells(runs: pd.DataFrame, index: Index, correct: dict | None = None) -> list[dict]:
+    """Cells a loaded session should have (§1.1 grid) and does not, or has without one of its scorings;
+    with ``correct`` (per-example rows were read), cells whose ``_results_`` file has no rows for them."""
     rows = []
     for session in index.sessions:
+        mine = runs[(runs["condition"] == session.condition) & (runs["seed"] == session.seed)]
+        if session.template != "all":
+            mine = mine[mine["template"] == int(session.template[8:])]
+        for _, run in mine.iterrows():
+            where = {"condition": session.condition, "seed": session.seed, "template": f"template{run['template']}",
+                     "benchmark": run["benchmark"], "data": run["data_lang"], "instr": run["instr_lang"]}
+            gaps = [detail for column, detail in SCORED.items() if pd.isna(run[column])]
+            key = (session.condition, session.seed, run["template"], run["benchmark"], run["data_lang"], run["instr_lang"])
+            if correct and "results" in session.files and key not in correct:
+                gaps.append("no per-example rows in the _results_ file (left out of McNemar and the paired bootstrap)")
+            rows += [{"what": "scoring", **where, "detail": detail} for detail in gaps]
         try:
             wanted = expected_cells(session.condition)
         except ReportError:
             continue  # a name outside the study's grid: nothing to compare against
         if session.template != "all":
             wanted = [w for w in wanted if f"template{w[0]}" == session.template]
-        mine = runs[(runs["condition"] == session.condition) & (runs["seed"] == session.seed)]
         have = set(zip(mine["template"], mine["benchmark"], mine["data_lang"], mine["instr_lang"]))
         for t, b, d, i in wanted:
             if (t, b, d, i) not in have:
@@ -129,14 +144,18 @@ def complete_groups(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     seeds = runs.groupby("condition")["seed"].nunique()
     templates = runs.groupby("condition")["template"].nunique()
     size = runs.groupby(["condition", *CELL])["seed"].transform("size")
+    scored = runs.groupby(["condition", *CELL])["acc_refined"].transform("count")  # the aggregates' accuracy
     full = runs["condition"].map(seeds) * runs["condition"].map(templates)
-    ok = (size == full).to_numpy()
+    ok = ((size == full) & (scored == full)).to_numpy()
     dropped = []
     for key, group in runs[~ok].groupby(["condition", *CELL], sort=False):
-        have = sorted(f"seed{s}/template{t}" for s, t in zip(group["seed"], group["template"]))
+        whole = len(group) == seeds[key[0]] * templates[key[0]]  # every run there, some without a refined accuracy
+        have = sorted(f"seed{s}/template{t}" for s, t, a in zip(group["seed"], group["template"], group["acc_refined"])
+                      if not whole or pd.notna(a))
+        what = "a refined accuracy in " if whole else ""
         dropped.append({"what": "incomplete", "condition": key[0], "seed": "", "template": "", "benchmark": key[1],
                         "data": key[2], "instr": key[3],
-                        "detail": f"only {', '.join(have)} of {seeds[key[0]]} seeds x {templates[key[0]]} templates; left out of aggregates"})
+                        "detail": f"{what}only {', '.join(have)} of {seeds[key[0]]} seeds x {templates[key[0]]} templates; left out of aggregates"})
     return runs[ok].reset_index(drop=True), dropped
 
 
@@ -489,7 +508,7 @@ def run_report(args: argparse.Namespace, err=None, into: Path | None = None) -> 
     if runs.empty:
         raise ReportError(f"{index.root}: no results found")
 
-    missing = list(index.missing) + missing_cells(runs, index)
+    missing = list(index.missing) + missing_cells(runs, index, correct)
     complete, dropped = complete_groups(runs)
     vs_all, no_base = vs_baseline(runs)
     missing += dropped + no_base

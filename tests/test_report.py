@@ -209,6 +209,32 @@ def test_missing_cells_are_listed_not_fatal(tmp_path, capsys):
     assert sig[(sig.condition == COND2) & (sig.benchmark == "sib200") & (sig.data == "zh") & (sig.instr == "en")].empty
 
 
+def test_an_absent_template_or_benchmark_rows_are_listed(tmp_path):
+    published = make_published(tmp_path / "p")
+    folder = published / "phase3" / "conditions" / COND5 / "seed42"
+    for kind in ("results", "summary"):  # COND5 seed42 has no template2 files at all
+        (folder / f"{COND5}_seed42_{kind}_template2.json").unlink()
+    results = published / "phase3" / "conditions" / COND2 / "seed42" / f"{COND2}_seed42_results_template1.json"
+    body = json.loads(results.read_text())
+    results.write_text(json.dumps({k: v for k, v in body.items() if "_xnli_" not in k}))  # its summary keeps xnli
+    assert run(published, tmp_path / "o") == 0
+    missing = tsv(tmp_path / "o" / "missing.tsv")
+    gone = missing[(missing.condition == COND5) & (missing.template == "template2")]
+    assert set(gone.what) >= {"strict", "refined"}
+    rows = missing[(missing.condition == COND2) & (missing.seed.astype(str) == "42") & (missing.what == "scoring")]
+    assert set(rows.benchmark) == {"xnli"} and len(rows[rows.detail.str.startswith("no refined accuracy")]) == 4
+    assert len(rows[rows.detail.str.startswith("no per-example rows")]) == 4
+
+
+def test_an_off_grid_language_names_the_file_and_cell(tmp_path, capsys):
+    published = make_published(tmp_path / "p")
+    bad = published / "phase3" / "conditions" / COND5 / "seed42" / f"{COND5}_seed42_summary_template1.json"
+    bad.write_text(json.dumps({"summary": {"template1_sib200_data=en_instr=fr_acc": 0.5}}))
+    assert run(published, tmp_path / "o") == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "template1_sib200_data=en_instr=fr" in err and "'fr'" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("body, message", [
     ("{not json", "malformed or truncated JSON"),
     (json.dumps({"parse_failure_rates": {}}), "no 'summary' object"),
