@@ -457,6 +457,12 @@ def test_the_key_never_appears_in_outputs_logs_or_errors(cohere_root, server, ca
             assert b"SECRET123" not in path.read_bytes(), path
 
 
+def test_the_docs_say_dvc_removes_a_failed_runs_outputs():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for text in (translate.__doc__, readme):  # not "the previous outputs stay": under dvc repro they are gone
+        assert "dvc checkout" in " ".join(text.split()) and "removed" in text
+
+
 # --------------------------------------------------------------------------- kill -9
 
 
