@@ -716,7 +716,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out)
     staging = out.parent / f".{out.name}.report-{os.getpid()}"  # beside OUT: one filesystem, so renames
     try:
-        shutil.rmtree(staging, ignore_errors=True)
+        for stale in out.parent.glob(f".{out.name}.report-*"):  # left by a killed run
+            shutil.rmtree(stale, ignore_errors=True)
         staging.mkdir(parents=True)
         code = run_report(args, into=staging)
         if code == 0:

@@ -193,12 +193,12 @@ def _too_few(jobs: list[Job], outcomes: list[Outcome], floor: float) -> str | No
     """Why the run is not worth shipping: a split where too few attempted files got usable answers."""
     for split in SPLITS:
         rows = [o.ledger for job, o in zip(jobs, outcomes) if job.split == split and o.ledger["status"] != "not_in_allowlist"]
-        usable = [row for row in rows if row["status"] == "ok" or row["reason"] == "invalid_translation"]
-        if rows and len(usable) < floor * len(rows):
-            failed = [row for row in rows if row not in usable]
+        failed = [row for row in rows if row["status"] != "ok" and row["reason"] != "invalid_translation"]
+        usable = len(rows) - len(failed)  # answers were put in, whether or not the result ships
+        if rows and usable < floor * len(rows):
             reasons = Counter(row["reason"].split(":")[0] for row in failed)
             example = f"idx {failed[0]['idx']} ({failed[0]['file_path']}): {failed[0]['reason'][:200]}"
-            return (f"{split}: {len(usable)} of {len(rows)} attempted files got usable answers, below "
+            return (f"{split}: {usable} of {len(rows)} attempted files got usable answers, below "
                     f"translate.min_success_rate {floor} ({', '.join(f'{k} {n}' for k, n in sorted(reasons.items()))}; "
                     f"e.g. {example})")
     return None

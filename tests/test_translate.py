@@ -391,6 +391,29 @@ def test_credentials_in_base_url_or_echoed_by_the_server_are_never_stored(cohere
     assert "hunter2pw" not in captured.out + captured.err
 
 
+class Echo:
+    """A backend whose replies repeat its credentials around ordinary code."""
+
+    name, model = "openai", "m"
+
+    def __init__(self, secrets):
+        self.secrets = secrets
+
+    def complete(self, messages):
+        return backends.Reply(f"x = 1  # {' '.join(self.secrets)}", "stop")
+
+
+def test_replies_lose_real_credentials_but_no_ordinary_words(tmp_path):
+    from stages.lib.params import Translate
+
+    cfg = Translate.model_validate(render("smoke", "phase3")["translate"])
+    long_key = Echo(("sk-long-enough-key", *backends.url_secrets("http://reader:hunter2pw@h")))
+    reply = backends.Caller(long_key, cfg, ResponseCache(tmp_path / "a")).ask([{"role": "user", "content": "q"}]).reply
+    assert reply.text == "x = 1  # " + " ".join(["***"] * len(long_key.secrets))
+    short_key = Echo(("x",))  # OPENAI_API_KEY=x for a local server: every x of the code must stay
+    assert backends.Caller(short_key, cfg, ResponseCache(tmp_path / "b")).ask([]).reply.text == "x = 1  # x"
+
+
 def test_a_missing_sdk_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COHERE_API_KEY", SECRET)
     monkeypatch.setitem(sys.modules, "cohere", None)  # import cohere raises ImportError

@@ -34,6 +34,9 @@ from stages.lib.params import Translate
 from stages.lib.translation.cache import ResponseCache, request_key
 
 KEY_ENV = {"cohere": "COHERE_API_KEY", "openai": "OPENAI_API_KEY"}
+# Shorter "secrets" (OPENAI_API_KEY=x for a local server, a user name) are not removed from replies: they
+# would cut ordinary words out of translations. A Basic auth header's base64 form is always longer.
+MIN_REPLY_SECRET = 8
 TRANSLATOR_LABELS = {"offline": "offline-glossary"}
 
 
@@ -254,7 +257,7 @@ class Caller:
         self.backend, self.cfg, self.cache, self.sleep = backend, cfg, cache, sleep
         self.sampling = _sampling(cfg)
         self.endpoint = public_url(cfg.base_url)  # in the key: another server's answers are other answers
-        self.secrets = tuple(getattr(backend, "secrets", ()))
+        self.secrets = tuple(s for s in getattr(backend, "secrets", ()) if len(s) >= MIN_REPLY_SECRET)
         self.pacer = Pacer(cfg.min_call_gap_s, sleep=sleep)
         self.stopped = threading.Event()  # set after a fatal error: no further calls
         self.lock = threading.Lock()
