@@ -147,6 +147,8 @@ def run(root: Path, jobs: int, out=sys.stdout) -> int:
     try:
         _loop(root, jobs, work, env, logs, pending, running, done, failed, out)
     except Interrupted as stopped:
+        for signum in handlers:  # a second Ctrl-C must not abandon the stages being stopped (SIGKILL after 30 s)
+            signal.signal(signum, signal.SIG_IGN)
         stop(running, stopped.signum)
         print(f"repro: {stopped}: stopped {', '.join(running) or 'nothing'}; not run: {', '.join(pending) or 'none'}; "
               f"{len(done)} stages finished and recorded in dvc.lock", file=out, flush=True)
