@@ -22,7 +22,7 @@ Differences from ``reparse_results.py``, on purpose:
 - ``repo_head_commit`` ties the output to a commit, as published; ``--no-repo-head`` leaves it
   out for outputs that must not change when only an unrelated commit does;
 - bad input stops that file with a message naming the file, cell and row (the original skipped
-  empty or odd cells silently); the other files still run, and outputs are written atomically;
+  empty or odd cells silently, and wrote a 0-cell summary for a file with no cells); the other files still run, and outputs are written atomically;
 - ``extractors_applied`` lists the benchmarks present in the file (all four in a full file, as
   published) and ``extractor_provenance`` adds ``extractor`` and ``extractor_versions``.
 
@@ -194,6 +194,8 @@ def _reparse(results: Any, source_name: str, extractor_name: str, reparsed_at: s
         delta = cell_delta(old_acc, score.acc, old_fail, score.fail)
         if delta is not None:
             deltas[key] = delta
+    if not summary:
+        raise ReparseError("no cells: a results file holds at least one template<N>_<benchmark>_data=.._instr=.. list of rows")
 
     return {
         "summary": summary,
@@ -335,16 +337,21 @@ def _report(
 def extract_stream(benchmark: str, extractor_name: str, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """One JSON string per input line -> one JSON label (or null) per output line."""
     extractor = extractors.get_extractor(extractor_name, benchmark)
-    for number, line in enumerate(stdin, start=1):
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as error:
-            print(f"reparse: error: stdin line {number}: not JSON ({error.msg})", file=stderr)
-            return 1
-        if not isinstance(raw, str):
-            print(f"reparse: error: stdin line {number}: expected a JSON string, got {type(raw).__name__}", file=stderr)
-            return 1
-        stdout.write(json.dumps(extractor(raw), ensure_ascii=False) + "\n")
+    try:
+        for number, line in enumerate(stdin, start=1):
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as error:
+                print(f"reparse: error: stdin line {number}: not JSON ({error.msg})", file=stderr)
+                return 1
+            if not isinstance(raw, str):
+                print(f"reparse: error: stdin line {number}: expected a JSON string, got {type(raw).__name__}", file=stderr)
+                return 1
+            stdout.write(json.dumps(extractor(raw), ensure_ascii=False) + "\n")
+    except UnicodeDecodeError as error:  # decoded a block at a time: no exact line to name
+        print(f"reparse: error: stdin is not UTF-8 ({error.reason}, byte {error.object[error.start:error.start + 1]!r})",
+              file=stderr)
+        return 1
     return 0
 
 

@@ -38,7 +38,8 @@ cell against the baseline, §9's headline table as ``tables/phase2_summary.tsv``
 1 dp) and no paper tables (``tables.tex`` says so).
 
 A malformed file, a bad cell key or an ambiguous duplicate stops the report with a message naming the
-file (exit 1). Missing files and cells are listed, not fatal: a (condition, cell) that some seed or
+file (exit 1). Everything is written into a hidden folder beside OUT first and moved into OUT only once
+the whole report is written, so a failed run leaves the previous report as it was, never a mix of two. Missing files and cells are listed, not fatal: a (condition, cell) that some seed or
 template lacks is left out of every seed aggregate rather than averaged unevenly.
 """
 
@@ -47,6 +48,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -102,17 +104,32 @@ def write_table(path: Path, frame: pd.DataFrame, digits: dict[str, int] | None =
 # --- completeness --------------------------------------------------------------------------------------
 
 
-def missing_cells(runs: pd.DataFrame, index: Index) -> list[dict]:
-    """Cells a loaded session should have (§1.1 grid) and does not."""
+SCORED = {"acc_strict": "no strict accuracy: the cell is absent from the _summary_",
+          "acc_refined": "no refined accuracy: the cell has no rows in the _results_ and no _summary_reparsed_ entry"}
+
+
+def missing_cells(runs: pd.DataFrame, index: Index, correct: dict | None = None) -> list[dict]:
+    """Cells a loaded session should have (§1.1 grid) and does not, or has without one of its scorings;
+    with ``correct`` (per-example rows were read), cells whose ``_results_`` file has no rows for them."""
     rows = []
     for session in index.sessions:
+        mine = runs[(runs["condition"] == session.condition) & (runs["seed"] == session.seed)]
+        if session.template != "all":
+            mine = mine[mine["template"] == int(session.template[8:])]
+        for _, run in mine.iterrows():
+            where = {"condition": session.condition, "seed": session.seed, "template": f"template{run['template']}",
+                     "benchmark": run["benchmark"], "data": run["data_lang"], "instr": run["instr_lang"]}
+            gaps = [detail for column, detail in SCORED.items() if pd.isna(run[column])]
+            key = (session.condition, session.seed, run["template"], run["benchmark"], run["data_lang"], run["instr_lang"])
+            if correct and "results" in session.files and key not in correct:
+                gaps.append("no per-example rows in the _results_ file (left out of McNemar and the paired bootstrap)")
+            rows += [{"what": "scoring", **where, "detail": detail} for detail in gaps]
         try:
             wanted = expected_cells(session.condition)
         except ReportError:
             continue  # a name outside the study's grid: nothing to compare against
         if session.template != "all":
             wanted = [w for w in wanted if f"template{w[0]}" == session.template]
-        mine = runs[(runs["condition"] == session.condition) & (runs["seed"] == session.seed)]
         have = set(zip(mine["template"], mine["benchmark"], mine["data_lang"], mine["instr_lang"]))
         for t, b, d, i in wanted:
             if (t, b, d, i) not in have:
@@ -130,14 +147,18 @@ def complete_groups(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     seeds = runs.groupby("condition")["seed"].nunique()
     templates = runs.groupby("condition")["template"].nunique()
     size = runs.groupby(["condition", *CELL])["seed"].transform("size")
+    scored = runs.groupby(["condition", *CELL])["acc_refined"].transform("count")  # the aggregates' accuracy
     full = runs["condition"].map(seeds) * runs["condition"].map(templates)
-    ok = (size == full).to_numpy()
+    ok = ((size == full) & (scored == full)).to_numpy()
     dropped = []
     for key, group in runs[~ok].groupby(["condition", *CELL], sort=False):
-        have = sorted(f"seed{s}/template{t}" for s, t in zip(group["seed"], group["template"]))
+        whole = len(group) == seeds[key[0]] * templates[key[0]]  # every run there, some without a refined accuracy
+        have = sorted(f"seed{s}/template{t}" for s, t, a in zip(group["seed"], group["template"], group["acc_refined"])
+                      if not whole or pd.notna(a))
+        what = "a refined accuracy in " if whole else ""
         dropped.append({"what": "incomplete", "condition": key[0], "seed": "", "template": "", "benchmark": key[1],
                         "data": key[2], "instr": key[3],
-                        "detail": f"only {', '.join(have)} of {seeds[key[0]]} seeds x {templates[key[0]]} templates; left out of aggregates"})
+                        "detail": f"{what}only {', '.join(have)} of {seeds[key[0]]} seeds x {templates[key[0]]} templates; left out of aggregates"})
     return runs[ok].reset_index(drop=True), dropped
 
 
@@ -502,11 +523,12 @@ def build_index(args: argparse.Namespace) -> tuple[Index, dict]:
         "mode": "params", "runs": {k: v.model_dump(mode="json") for k, v in sorted(params.runs.items())}}
 
 
-def run_report(args: argparse.Namespace, err=None) -> int:
+def run_report(args: argparse.Namespace, err=None, into: Path | None = None) -> int:
+    """The report of ``args``, written into ``into`` (``main``'s staging folder) or else ``args.out``."""
     err = err or sys.stderr
-    out = Path(args.out)
+    out = into or Path(args.out)
     if args.params and (params := load_params(args.params)).phase == "phase2":
-        return run_phase2_report(args, params, err)
+        return run_phase2_report(args, params, err, into)
     index, source = build_index(args)
     for notice in index.notices:
         print(f"report: {notice}", file=err)
@@ -516,7 +538,7 @@ def run_report(args: argparse.Namespace, err=None) -> int:
     if runs.empty:
         raise ReportError(f"{index.root}: no results found")
 
-    missing = list(index.missing) + missing_cells(runs, index)
+    missing = list(index.missing) + missing_cells(runs, index, correct)
     complete, dropped = complete_groups(runs)
     vs_all, no_base = vs_baseline(runs)
     missing += dropped + no_base
@@ -562,7 +584,7 @@ def run_report(args: argparse.Namespace, err=None) -> int:
     for line in missing_lines(missing)[:MAX_LISTED]:
         print(f"report: missing {line}", file=err)
     if len(missing_lines(missing)) > MAX_LISTED:
-        print(f"report: ... and more missing (all in {out / 'missing.tsv'})", file=err)
+        print(f"report: ... and more missing (all in {Path(args.out) / 'missing.tsv'})", file=err)
 
     inputs = sorted(_relative(p, index.root) for s in index.sessions for p in s.files.values())
     record = content_provenance("report", {
@@ -573,7 +595,7 @@ def run_report(args: argparse.Namespace, err=None) -> int:
     record.update(code_provenance(Path(__file__).resolve().parents[1]))
     write_json(out / "provenance.json", record)
     print(f"report: {len(runs)} run cells, {len(vs_all)} vs baseline, {len(sig)} significance rows, "
-          f"{len(tables)} tables, {len(missing)} missing -> {out}", file=err)
+          f"{len(tables)} tables, {len(missing)} missing -> {args.out}", file=err)
     return 0
 
 
@@ -618,13 +640,13 @@ def write_phase2_plots(folder: Path, vs: pd.DataFrame, conditions: list[str], de
     return None
 
 
-def run_phase2_report(args: argparse.Namespace, params, err) -> int:
+def run_phase2_report(args: argparse.Namespace, params, err, into: Path | None = None) -> int:
     """The report of a Phase 2 params.yaml: every file the stage declares, in Phase 3's schemas where
     they apply (strict columns filled, refined/log-likelihood ones empty), plus §9's headline table.
 
     The sessions are exactly params' ``evaluate.sessions``; each ``out`` folder is read under ``--eval-dir``.
     """
-    out = Path(args.out)
+    out = into or Path(args.out)
     design = phase2_results.Design.of(params)
     conditions = list(params.evaluate.sessions)
     sessions, missing = phase2_results.expected_sessions(params, args.eval_dir)
@@ -681,7 +703,7 @@ def run_phase2_report(args: argparse.Namespace, params, err) -> int:
     record.update(code_provenance(Path(__file__).resolve().parents[1]))
     write_json(out / "provenance.json", record)
     print(f"report: phase2: {len(runs)} run cells, {len(vs_all)} vs baseline, {len(summary)} summary rows, "
-          f"{len(missing)} missing -> {out}", file=err)
+          f"{len(missing)} missing -> {args.out}", file=err)
     return 0
 
 
@@ -707,13 +729,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def swap_in(staging: Path, out: Path) -> None:
+    """Move every entry of ``staging`` into ``out``, each replacing its namesake (other files in ``out`` stay)."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = staging.with_name(staging.name + ".old")
+    old.mkdir()
+    for entry in sorted(staging.iterdir()):
+        if (out / entry.name).exists():
+            (out / entry.name).rename(old / entry.name)
+        entry.rename(out / entry.name)
+    shutil.rmtree(old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.bootstrap_resamples < 1 or args.jobs < 1:
+        print(f"report: error: --bootstrap-resamples and --jobs take a whole number >= 1, not "
+              f"{min(args.bootstrap_resamples, args.jobs)}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    staging = out.parent / f".{out.name}.report-{os.getpid()}"  # beside OUT: one filesystem, so renames
     try:
-        return run_report(args)
+        for stale in out.parent.glob(f".{out.name}.report-*"):  # left by a killed run
+            shutil.rmtree(stale, ignore_errors=True)
+        staging.mkdir(parents=True)
+        code = run_report(args, into=staging)
+        if code == 0:
+            swap_in(staging, out)
+        return code
     except (ReportError, stats.StatsError, ParamsError) as error:
         print(f"report: error: {error}", file=sys.stderr)
         return 1
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging.with_name(staging.name + ".old"), ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,10 @@ do not depend on the order in which independent stages run, nor on the thread co
 
 A failing stage stops nothing that is running; no new stage starts, its output is printed, and
 the exit status is 1 with the failed and the not-run stages named. Every stage that finished is
-already in ``dvc.lock``, so rerunning the command continues where it stopped.
+already in ``dvc.lock``, so rerunning the command continues where it stopped. SIGTERM or Ctrl-C
+is passed on to every running stage (each runs in its own process group: DVC and the stage's
+command), which is waited for before the exit (143, or 130 for Ctrl-C), so no stage is left
+running on its own. Another DVC process holding the repository's lock is one line, exit 1.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -47,6 +51,33 @@ from pathlib import Path
 # Stages that run torch depend on this file (dvc.yaml); each costs about three plain stages
 TORCH_MARKER = "stages/lib/numerics.py"
 ESTIMATED_SECONDS = {"torch": 12.0, "plain": 4.0}
+
+
+class Interrupted(Exception):
+    """A signal to stop: passed on to the running stages."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_interrupted(signum: int, frame) -> None:
+    raise Interrupted(signum)
+
+
+def stop(running: dict, signum: int, grace: float = 30.0) -> None:
+    """Pass ``signum`` to each running stage's process group and wait for it; SIGKILL after ``grace`` s."""
+    for process, _, _ in running.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+    deadline = time.monotonic() + grace
+    for process, _, _ in running.values():
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 @dataclass(frozen=True)
@@ -112,6 +143,31 @@ def run(root: Path, jobs: int, out=sys.stdout) -> int:
     pending, running, done, failed = list(work.order), {}, set(), []
     logs = Path(tempfile.mkdtemp(prefix="repro-logs-"))
     print(f"repro: {len(pending)} stages, {jobs} at a time (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})", file=out)
+    handlers = {signum: signal.signal(signum, _raise_interrupted) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        _loop(root, jobs, work, env, logs, pending, running, done, failed, out)
+    except Interrupted as stopped:
+        for signum in handlers:  # a second Ctrl-C must not abandon the stages being stopped (SIGKILL after 30 s)
+            signal.signal(signum, signal.SIG_IGN)
+        stop(running, stopped.signum)
+        print(f"repro: {stopped}: stopped {', '.join(running) or 'nothing'}; not run: {', '.join(pending) or 'none'}; "
+              f"{len(done)} stages finished and recorded in dvc.lock", file=out, flush=True)
+        return 128 + stopped.signum
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    elapsed = time.monotonic() - started
+    if failed:
+        print(f"repro: failed: {', '.join(failed)}; not run: {', '.join(pending) or 'none'}; "
+              f"{len(done)} stages finished and recorded in dvc.lock ({elapsed:.1f} s)", file=out)
+        return 1
+    print(f"repro: {len(done)} stages in {elapsed:.1f} s with {jobs} at a time", file=out)
+    return 0
+
+
+def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: list, running: dict, done: set,
+          failed: list, out) -> None:
+    """Start ready stages, up to ``jobs`` at once, until all have run or one failed and the rest finished."""
     priority = work.priorities(jobs)
     listed = {name: index for index, name in enumerate(work.order)}
     while pending or running:
@@ -121,9 +177,9 @@ def run(root: Path, jobs: int, out=sys.stdout) -> int:
                 pending.remove(name)
                 log = logs / (name.replace("/", "_") + ".log")
                 with log.open("w", encoding="utf-8") as handle:
-                    process = subprocess.Popen(
+                    process = subprocess.Popen(  # its own group: a signal reaches DVC and the stage's command
                         [sys.executable, "-m", "stages.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", name],
-                        cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT,
+                        cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                     )
                 running[name] = (process, log, time.monotonic())
                 print(f"repro: {name} started", file=out, flush=True)
@@ -142,13 +198,6 @@ def run(root: Path, jobs: int, out=sys.stdout) -> int:
                 failed.append(name)
                 print(f"repro: {name} FAILED (exit {process.returncode}) after {seconds:.1f} s; its output:", file=out)
                 print(log.read_text(encoding="utf-8", errors="replace"), file=out, flush=True)
-    elapsed = time.monotonic() - started
-    if failed:
-        print(f"repro: failed: {', '.join(failed)}; not run: {', '.join(pending) or 'none'}; "
-              f"{len(done)} stages finished and recorded in dvc.lock ({elapsed:.1f} s)", file=out)
-        return 1
-    print(f"repro: {len(done)} stages in {elapsed:.1f} s with {jobs} at a time", file=out)
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,13 +210,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error("--jobs: at least 1")
-    if args.dry:
+    from dvc.lock import LockError
+
+    try:
+        if not args.dry:
+            return run(args.root, args.jobs)
         work = plan(args.root)
-        priority = work.priorities(args.jobs)
-        for name in work.order:
-            print(f"{name}\t{priority[name]:.0f} s")
-        return 0
-    return run(args.root, args.jobs)
+    except LockError:
+        print(f"repro: another DVC process holds the lock of {args.root.resolve()} (a dvc command or another "
+              "stages.repro); run this again when it has finished", file=sys.stderr)
+        return 1
+    priority = work.priorities(args.jobs)
+    for name in work.order:
+        print(f"{name}\t{priority[name]:.0f} s")
+    return 0
 
 
 if __name__ == "__main__":

@@ -20,10 +20,15 @@ cached rerun, so they stay out of every output that must rebuild byte for byte).
 
 A file ships when its translation keeps the token skeleton and parses with the pack's
 words reversed; ``translate.keep_invalid: true`` also ships the rest, as the original
-did. If a call still fails after its retries (429s, 5xx, timeouts), the stage stops
+did. If a call still fails after its retries (429s, 5xx, timeouts), or
+``translate.max_connection_failures`` calls in a row find no server, the stage stops
 with exit 4 (3 for a rejected key), names a file that failed and the error, and writes
-no data, so the outputs of an earlier run stay as they were: what was answered is in
-the cache, so running it again resumes without paying twice.
+no data. If fewer than ``translate.min_success_rate`` of a split's attempted files got
+usable answers (a broken server, a wrong model), it stops with exit 5, naming the
+reasons, and writes no data. Either way what was answered usably is in the cache, so
+running it again resumes without paying twice. Run by hand, the outputs of an earlier
+run stay as they were; under ``dvc repro`` DVC has removed them before the stage
+started, and ``dvc checkout <stage>`` brings the last committed ones back.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from stages.lib.params import ParamsError, Translate, load_params
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_jsonl, read_rows, split_path, write_jsonl, write_parquet
 from stages.lib.translation import prompt, segments
-from stages.lib.translation.backends import BackendError, Caller, make_backend, redact, translator_label
+from stages.lib.translation.backends import BackendError, Caller, make_backend, public_url, redact, translator_label
 from stages.lib.translation.cache import ResponseCache
 
 
@@ -52,6 +57,8 @@ from stages.lib.translation.cache import ResponseCache
 # or pointing at another server of the same model re-runs nothing.
 OPERATIONAL = ("base_url", "min_call_gap_s", "concurrency", "timeout_s", "max_retries", "backoff_s", "max_backoff_s",
                "langs", "tiers")
+# Whether a run may ship at all, never what it holds: recorded nowhere, since a run that ships passed them.
+GATES = ("min_success_rate", "max_connection_failures")
 
 
 @dataclass
@@ -92,6 +99,7 @@ def _ask_chunk(caller: Caller, cfg: Translate, lang: str, plan, chunk, log: Coun
         answers, problems = prompt.parse_answer(answer.reply.text, chunk, answer.reply.finish_reason)
         problems += [p for p in (segments.check_answer(plan, k, v) for k, v in answers.items()) if p]
         if not problems:
+            caller.keep(answer)
             return answers, attempt, []
     return None, cfg.attempts, problems
 
@@ -176,9 +184,24 @@ def _extra(cfg: Translate, pack: LanguagePack, label: str) -> dict:
     return extra
 
 
-def _fail(message: str, secret: str | None = None, code: int = 2) -> int:
-    print(redact(message, secret), file=sys.stderr)
+def _fail(message: str, secrets: tuple[str, ...] = (), code: int = 2) -> int:
+    print(redact(message, secrets), file=sys.stderr)
     return code
+
+
+def _too_few(jobs: list[Job], outcomes: list[Outcome], floor: float) -> str | None:
+    """Why the run is not worth shipping: a split where too few attempted files got usable answers."""
+    for split in SPLITS:
+        rows = [o.ledger for job, o in zip(jobs, outcomes) if job.split == split and o.ledger["status"] != "not_in_allowlist"]
+        failed = [row for row in rows if row["status"] != "ok" and row["reason"] != "invalid_translation"]
+        usable = len(rows) - len(failed)  # answers were put in, whether or not the result ships
+        if rows and usable < floor * len(rows):
+            reasons = Counter(row["reason"].split(":")[0] for row in failed)
+            example = f"idx {failed[0]['idx']} ({failed[0]['file_path']}): {failed[0]['reason'][:200]}"
+            return (f"{split}: {usable} of {len(rows)} attempted files got usable answers, below "
+                    f"translate.min_success_rate {floor} ({', '.join(f'{k} {n}' for k, n in sorted(reasons.items()))}; "
+                    f"e.g. {example})")
+    return None
 
 
 def run_stage(args) -> int:
@@ -194,7 +217,7 @@ def run_stage(args) -> int:
         backend = make_backend(cfg)
     except BackendError as error:
         return _fail(f"translate@{cell}: {error}")
-    secret = getattr(backend, "secret", None)
+    secrets = tuple(getattr(backend, "secrets", ()))
     pack = load_pack(params.transpile.packs, args.lang)
     data = Path(args.data)
     allowlist = None
@@ -227,12 +250,16 @@ def run_stage(args) -> int:
         return _fail(
             f"translate@{cell}: {len(stopped)} files stopped on backend errors, e.g. {where}: {shown}. Nothing was "
             f"written; every answer received is cached in {cache.root}, so running the stage again resumes.",
-            secret, 3 if shown.fatal else 4,
+            secrets, shown.exit_code,
         )
+    problem = _too_few(jobs, outcomes, cfg.min_success_rate)
+    if problem:
+        return _fail(f"translate@{cell}: {problem}. Nothing was written; the usable answers are cached in {cache.root}.",
+                     secrets, 5)
 
     out = data / f"condition-5-{args.lang}-{args.tier}"
     dump = cfg.model_dump(mode="json")
-    resolved = {**{k: v for k, v in dump.items() if k not in OPERATIONAL}, "lang": args.lang, "tier": args.tier,
+    resolved = {**{k: v for k, v in dump.items() if k not in OPERATIONAL + GATES}, "lang": args.lang, "tier": args.tier,
                 "packs": params.transpile.packs, "scope": params.transpile.scope}
     extra = _extra(cfg, pack, label)
     provenance = content_provenance("translate", resolved, extra)
@@ -243,7 +270,8 @@ def run_stage(args) -> int:
         write_parquet(split_path(out, split), rows, CONDITION_SCHEMA, provenance)
         stats[split] = _stats([o.ledger for _, o in chosen])
     write_jsonl(out / "ledger.jsonl", [o.ledger for o in outcomes])
-    write_provenance(out, "translate", resolved, {**extra, "operational": {k: dump[k] for k in OPERATIONAL}})
+    operational = {k: public_url(dump[k]) if k == "base_url" else dump[k] for k in OPERATIONAL}
+    write_provenance(out, "translate", resolved, {**extra, "operational": operational})
     write_json(Path(args.metrics) / f"translate-{cell}.json", {"translate": {cell: {"translator": label, **stats}}})
     summary = ", ".join(f"{s} {stats[s]['shipped']}/{stats[s]['rows']}" for s in SPLITS)
     print(f"translate@{cell} ({label}, prompt {prompt.PROMPT_VERSION}): shipped {summary} -> {out}")

@@ -2,7 +2,7 @@
 
     python -m stages.transpile --lang zh --tier 5k          # dvc.yaml: transpile@zh-5k
     python -m stages.transpile --lang zh --stdin < f.py     # transpiled source on stdout
-    python -m stages.transpile --lang zh --stdin --reverse  # and back
+    python -m stages.transpile --lang zh --stdin --reverse  # and back (stdin: at most --max-bytes, 1 MiB)
 
 Reads ``data/condition-1-en-<tier>/`` and the pack ``stages/lib/langpacks/<packs>/<lang>.yaml``;
 writes ``data/condition-2-<lang>-<tier>/`` with the same splits, ``idx`` and
@@ -25,6 +25,7 @@ from pathlib import Path
 from stages.lib.params import ParamsError, Transpile, load_params
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_rows, split_path, write_jsonl, write_parquet
+from stages.lib.langpacks import PackError, pack_path
 from stages.lib.transpiler import LanguagePack, TranspileError, load_pack, reverse, transpile, transpile_batch
 
 
@@ -85,7 +86,9 @@ def run_stage(args, params_path: str) -> int:
         if value not in allowed:
             print(f"{params_path}: transpile.{name}: {value!r} is not listed", file=sys.stderr)
             return 2
-    pack = load_pack(cfg.packs, args.lang)
+    pack = _pack(cfg.packs, args.lang)
+    if pack is None:
+        return 2
     source_dir = Path(args.data) / f"condition-1-en-{args.tier}"
     out = Path(args.data) / f"condition-2-{args.lang}-{args.tier}"
     resolved = {**cfg.model_dump(mode="json"), "lang": args.lang, "tier": args.tier}
@@ -114,10 +117,26 @@ def run_stage(args, params_path: str) -> int:
     return 0
 
 
+def _pack(packs: str, lang: str) -> LanguagePack | None:
+    """The pack, or None after one line naming what is wrong with it (and the packs there are)."""
+    try:
+        return load_pack(packs, lang)
+    except PackError as error:
+        there = ", ".join(sorted(p.stem for p in pack_path(packs, lang).parent.glob("*.yaml"))) or "none"
+        print(f"transpile: --lang {lang} --packs {packs}: {error} (packs there: {there})", file=sys.stderr)
+        return None
+
+
 def run_stdin(args) -> int:
     """The plain CLI: one source on stdin, its (reverse) transpilation on stdout."""
-    pack = load_pack(args.packs, args.lang)
-    data = sys.stdin.buffer.read()
+    pack = _pack(args.packs, args.lang)
+    if pack is None:
+        return 2
+    data = sys.stdin.buffer.read(args.max_bytes + 1)  # never more than the cap in memory
+    if len(data) > args.max_bytes:
+        print(f"<stdin>: too_large: more than --max-bytes {args.max_bytes} bytes (the stage's transpile.max_bytes)",
+              file=sys.stderr)
+        return 1
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -140,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reverse", action="store_true", help="with --stdin: from the language back to English")
     parser.add_argument("--packs", default="phase3", help="with --stdin: the pack folder")
     parser.add_argument("--scope", default="aware", choices=["aware", "unaware"], help="with --stdin")
+    parser.add_argument("--max-bytes", type=int, default=Transpile.model_fields["max_bytes"].default,
+                        help="with --stdin: the largest input read, as the stage's transpile.max_bytes")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data", default="data")
     parser.add_argument("--metrics", default="metrics/data")

@@ -5,8 +5,9 @@ enough for the real SDK clients. Answers are the offline glossary's answers to t
 same request; faults are injected per request: ``429``, ``500``, ``401``,
 ``timeout`` (answers after the client gave up), ``bad_body`` (HTTP 200, body not
 JSON), ``not_json`` (the model's text is prose), ``truncated`` (half an answer,
-finish reason max tokens) and ``labeled`` (identifiers as
-``original_name_X_translated_name_Y``). Every request is recorded.
+finish reason max tokens), ``labeled`` (identifiers as
+``original_name_X_translated_name_Y``) and ``echo_auth`` (a good answer after the
+request's authorization header, as a careless proxy might). Every request is recorded.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class FakeLLM:
                 if fault == "bad_body":
                     return self._send(200, None, raw=b'{"id": "x", "message": {"content": [')
                 text, finish = _model_text(record["messages"], fault)
+                if fault == "echo_auth":
+                    text = f"(you sent {record['auth']}) {text}"
                 cohere = self.path.endswith("/v2/chat")
                 if cohere:
                     payload = {"id": "fake", "finish_reason": "MAX_TOKENS" if finish == "length" else "COMPLETE",

@@ -22,6 +22,21 @@ finished work is kept. "Here" means this file.
 | translate API: labelled-mapping artefact | test_translate.py::test_artefact_from_the_model_is_stripped |
 | translate API: key missing or rejected (401) | test_translate.py::test_missing_key_names_the_variable, ::test_the_key_never_appears_in_outputs_logs_or_errors |
 | translate killed mid-run | test_translate.py::test_kill_mid_run_loses_nothing_and_pays_nothing_twice (SIGKILL) |
+| translate API: a broken server (answers unusable), exit 0 with an empty condition 5 | test_translate.py::test_a_broken_server_fails_the_stage_then_a_fixed_one_is_asked_again (translate.min_success_rate, nothing cached), ::test_the_cache_key_includes_the_endpoint, ::test_unusable_answers_are_asked_again_then_recorded_as_failed |
+| translate API: server down, every file spending its own retries | test_translate.py::test_a_server_that_is_down_stops_the_stage_after_a_few_connection_failures (translate.max_connection_failures), ::test_the_breaker_keeps_every_answer_received_before_it |
+| translate API: credentials in ``base_url`` or echoed by the server | test_translate.py::test_credentials_in_base_url_or_echoed_by_the_server_are_never_stored (provenance.json, the cache, stdout and stderr) |
+| translate: the Cohere/OpenAI SDK not installed | test_translate.py::test_a_missing_sdk_is_one_line_naming_the_extra |
+| translate failed under DVC: its outputs are gone until ``dvc checkout`` | test_translate.py::test_the_docs_say_dvc_removes_a_failed_runs_outputs (the README and the stage's docstring say so) |
+| report: a late error leaves mixed old and new outputs | test_report.py::test_a_late_failure_leaves_the_previous_report_whole |
+| report: ``--bootstrap-resamples -5`` | test_report.py::test_a_negative_resample_count_is_one_line_and_writes_nothing |
+| report: a template file, a benchmark's rows or a cell's scoring absent | test_report.py::test_an_absent_template_or_benchmark_rows_are_listed (missing.tsv) |
+| results file: a language off the grid in a cell name | test_report.py::test_an_off_grid_language_names_the_file_and_cell |
+| results file with no cells (``{}``) | test_reparse.py::test_a_results_file_with_no_cells_is_an_error |
+| ``reparse --extract``: stdin not UTF-8 | test_reparse.py::test_extract_cli_names_input_that_is_not_utf8 |
+| ``stages.repro`` while another DVC process holds the lock | test_repro.py::test_another_dvc_process_holding_the_lock_is_one_line |
+| ``stages.repro`` sent SIGTERM: the running stage orphaned | test_repro.py::test_sigterm_is_passed_on_to_the_running_stage |
+| ``transpile --stdin``: ``--lang xx``; 50 MB of input | test_transpile_stage.py::test_stdin_cli_names_an_unknown_language, ::test_stdin_cli_caps_its_input_as_the_stage_does |
+| fetch: a Hub dataset unreachable (offline) | test_sources_hub.py::test_an_unreachable_hub_dataset_is_one_line |
 | train killed mid-run and resumed | test_train.py::test_killed_run_resumes_to_the_same_bytes (SIGKILL after a checkpoint), ::test_last_checkpoint_skips_an_incomplete_save, ::test_checkpoints_of_other_params_are_never_resumed |
 | evaluate killed mid-run and resumed | test_evaluate.py::test_a_killed_evaluation_resumes_at_the_first_unfinished_cell (an exception), ::test_changed_params_never_reuse_finished_cells; here ::test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell (SIGKILL) |
 | DVC remote missing | here ::test_dvc_pull_from_a_missing_remote_names_the_file_and_creates_nothing, ::test_dvc_push_without_a_remote_says_so (``dvc push`` to a folder that does not exist yet creates it, which is not a fault) |

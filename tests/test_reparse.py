@@ -257,6 +257,15 @@ def test_top_level_must_be_an_object():
         reparse.reparse_results([1, 2], NAME)
 
 
+def test_a_results_file_with_no_cells_is_an_error(tmp_path):
+    with pytest.raises(reparse.ReparseError, match="no cells"):
+        reparse.reparse_results({}, NAME)
+    empty = write_results(tmp_path, {"summary": {}, "parse_failure_rates": {}}, NAME)
+    done = run_cli(str(empty))
+    assert done.returncode == 1 and str(empty) in done.stderr and "no cells" in done.stderr
+    assert not (tmp_path / OUT_NAME).exists()
+
+
 # ----------------------------------------------------------------------------------- --extract
 
 
@@ -284,6 +293,14 @@ def test_extract_cli_rejects_bad_lines_and_pairs():
     assert run_cli("--extract", "csqa", stdin="5\n").returncode == 1
     refused = run_cli("--extract", "mgsm", "--extractor", "strict", stdin="")
     assert refused.returncode == 2 and "available: phase2" in refused.stderr
+
+
+def test_extract_cli_names_input_that_is_not_utf8():
+    done = subprocess.run([sys.executable, "-m", "stages.reparse", "--extract", "xnli"], cwd=ROOT,
+                          input=b'"entailment"\n"\xff\xfe broken"\n', capture_output=True, check=False)
+    err = done.stderr.decode()
+    assert done.returncode == 1 and "stdin is not UTF-8" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_cli_usage_errors(results_path):

@@ -257,6 +257,32 @@ def test_missing_cells_are_listed_not_fatal(tmp_path, capsys):
     assert sig[(sig.condition == COND2) & (sig.benchmark == "sib200") & (sig.data == "zh") & (sig.instr == "en")].empty
 
 
+def test_an_absent_template_or_benchmark_rows_are_listed(tmp_path):
+    published = make_published(tmp_path / "p")
+    folder = published / "phase3" / "conditions" / COND5 / "seed42"
+    for kind in ("results", "summary"):  # COND5 seed42 has no template2 files at all
+        (folder / f"{COND5}_seed42_{kind}_template2.json").unlink()
+    results = published / "phase3" / "conditions" / COND2 / "seed42" / f"{COND2}_seed42_results_template1.json"
+    body = json.loads(results.read_text())
+    results.write_text(json.dumps({k: v for k, v in body.items() if "_xnli_" not in k}))  # its summary keeps xnli
+    assert run(published, tmp_path / "o") == 0
+    missing = tsv(tmp_path / "o" / "missing.tsv")
+    gone = missing[(missing.condition == COND5) & (missing.template == "template2")]
+    assert set(gone.what) >= {"strict", "refined"}
+    rows = missing[(missing.condition == COND2) & (missing.seed.astype(str) == "42") & (missing.what == "scoring")]
+    assert set(rows.benchmark) == {"xnli"} and len(rows[rows.detail.str.startswith("no refined accuracy")]) == 4
+    assert len(rows[rows.detail.str.startswith("no per-example rows")]) == 4
+
+
+def test_an_off_grid_language_names_the_file_and_cell(tmp_path, capsys):
+    published = make_published(tmp_path / "p")
+    bad = published / "phase3" / "conditions" / COND5 / "seed42" / f"{COND5}_seed42_summary_template1.json"
+    bad.write_text(json.dumps({"summary": {"template1_sib200_data=en_instr=fr_acc": 0.5}}))
+    assert run(published, tmp_path / "o") == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "template1_sib200_data=en_instr=fr" in err and "'fr'" in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize("body, message", [
     ("{not json", "malformed or truncated JSON"),
     (json.dumps({"parse_failure_rates": {}}), "no 'summary' object"),
@@ -280,6 +306,34 @@ def test_two_runs_write_identical_bytes(tmp_path):
         outs.append({p.relative_to(tmp_path / name): p.read_bytes() for p in sorted((tmp_path / name).rglob("*")) if p.is_file()})
     assert outs[0] == outs[1]
     assert Path("metrics.json") in outs[0] and Path("provenance.json") in outs[0]
+
+
+def test_a_late_failure_leaves_the_previous_report_whole(tmp_path, monkeypatch, capsys):
+    published, out = make_published(tmp_path / "p"), tmp_path / "reports"
+    assert run(published, out) == 0
+    (out / "README.md").write_text("not the report's")
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    def late(*args, **kwargs):  # after cells.tsv, metrics.json and tables.tex are written
+        raise ReportError("injected late failure")
+
+    monkeypatch.setattr(report, "write_analyses", late)
+    assert run(published, out, "--bootstrap-seed", "7") == 1
+    assert "injected late failure" in capsys.readouterr().err
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p", "reports"]  # no staging folder left behind
+    monkeypatch.undo()
+    assert run(published, out, "--bootstrap-seed", "7") == 0
+    assert (out / "README.md").read_text() == "not the report's"
+    assert (out / "significance.tsv").read_bytes() != before[Path("significance.tsv")]
+
+
+def test_a_negative_resample_count_is_one_line_and_writes_nothing(tmp_path, capsys):
+    published = make_published(tmp_path / "p")
+    assert run(published, tmp_path / "o", "--bootstrap-resamples", "-5") != 0
+    err = capsys.readouterr().err
+    assert "--bootstrap-resamples" in err and "-5" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_metrics_json_is_nested_by_benchmark_then_condition(done):

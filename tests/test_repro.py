@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,6 +134,64 @@ def test_a_failure_stops_what_depends_on_it_and_keeps_what_finished(project):
     assert repro.plan(project).order == ["b", "c", "d", "e"]  # a is not rerun
     assert repro.run(project, jobs=2, out=io.StringIO()) == 0
     assert (project / "out" / "d").read_text() == "d:b:a:+c:a:"
+
+
+HOLD_LOCK = """\
+import sys, time
+from dvc.repo import Repo
+with Repo(".").lock:
+    print("held", flush=True)
+    time.sleep(30)
+"""
+
+
+def test_another_dvc_process_holding_the_lock_is_one_line(project, capsys):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK], cwd=project, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        assert repro.main(["--root", str(project), "--jobs", "1"]) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+    err = capsys.readouterr().err
+    assert "another DVC process holds the lock" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+SLOW = """\
+import os, sys, time
+from pathlib import Path
+Path("slow.pid").write_text(str(os.getpid()))
+time.sleep(60)
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_sigterm_is_passed_on_to_the_running_stage(project):
+    (project / "slow.py").write_text(SLOW)
+    (project / "dvc.yaml").write_text("stages:\n  slow:\n    cmd: python slow.py\n    deps: [slow.py]\n    outs: [never]\n")
+    child = subprocess.Popen([sys.executable, "-m", "stages.repro", "--root", str(project), "--jobs", "1"],
+                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    pid_file = project / "slow.pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.1)
+    time.sleep(0.2)
+    stage = int(pid_file.read_text())
+    child.send_signal(signal.SIGTERM)
+    output, _ = child.communicate(timeout=30)
+    assert child.returncode == 128 + signal.SIGTERM, output
+    assert "SIGTERM: stopped slow" in output
+    deadline = time.monotonic() + 5
+    while alive(stage) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(stage)  # not left running on its own
 
 
 def test_jobs_must_be_positive():

@@ -210,6 +210,27 @@ def test_token_is_not_recorded(v1_folder: Path) -> None:
     assert all("hf_secret" not in repr(file) for file in iter_hub(source, token="hf_secret"))
 
 
+def test_an_unreachable_hub_dataset_is_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    from stages.configure import render
+
+    params = render("smoke", "phase3")
+    params["fetch"]["sources"]["code"] = {"kind": "hub", "dataset": "legesher/not-in-the-cache", "revision": "0" * 40,
+                                          "content": "inline"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([sys.executable, "-m", "stages.fetch", "--source", "code", "--params", str(tmp_path / "params.yaml"),
+                           "--out", str(tmp_path / "raw"), "--metrics", str(tmp_path / "m")],
+                          cwd=Path(__file__).resolve().parents[1], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert "legesher/not-in-the-cache at revision 0000" in done.stderr and "HF_HUB_OFFLINE is set" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "raw").exists()
+
+
 def test_helpers() -> None:
     assert get_first({"a": None, "b": "", "c": [], "d": 1}, ("a", "b", "c", "d")) == []  # the original's rule
     assert get_first({}, ("a",), "default") == "default"

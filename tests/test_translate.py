@@ -3,10 +3,12 @@ against a local server (faults included), the allowlist, the ledger, and the key
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ from stages.configure import render
 from stages.lib.langpacks import load_pack
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_jsonl, read_provenance, read_rows, split_path, write_parquet
 from stages.lib.transpiler import transpile as transpile_text
-from stages.lib.translation import prompt, segments
+from stages.lib.translation import backends, prompt, segments
 from stages.lib.translation.cache import ResponseCache, request_key
 from stages.lib.translation.offline import OfflineBackend, translate_identifier
 from tests.fake_llm import FakeLLM, items_of
@@ -291,6 +293,7 @@ def test_openai_backend_speaks_chat_completions(tmp_path, server, monkeypatch):
 @pytest.mark.parametrize("fault", ["not_json", "truncated"])
 def test_unusable_answers_are_asked_again_then_recorded_as_failed(cohere_root, server, fault):
     server.rule = lambda request: fault
+    write_params(cohere_root, backend="cohere", model="c4ai-aya-expanse-32b", base_url=server.url, min_success_rate=0.0)
     assert run(cohere_root, "ur") == 0
     ledger = read_jsonl(out_dir(cohere_root, "ur") / "ledger.jsonl")
     assert all((r["status"], r["attempts"], r["shipped"]) == ("failed", 2, False) for r in ledger)
@@ -298,6 +301,126 @@ def test_unusable_answers_are_asked_again_then_recorded_as_failed(cohere_root, s
     assert len(server.requests) == 2 * len(ledger)  # one chunk per file, two attempts each
     assert all(("Attempt 2 of 2" in r["messages"][-1]["content"]) == (i % 2 == 1) for i, r in enumerate(server.requests))
     assert read_rows(split_path(out_dir(cohere_root, "ur"), "train")) == []
+    assert len(ResponseCache(cohere_root / "data" / "translate-cache" / f"ur-{TIER}")) == 0  # never replayed
+
+
+def test_a_broken_server_fails_the_stage_then_a_fixed_one_is_asked_again(cohere_root, server, capsys):
+    server.rule = lambda request: "not_json"  # e.g. base_url pointing at something that is not the model
+    assert run(cohere_root, "ur") == 5
+    err = capsys.readouterr().err
+    assert "train: 0 of 8 attempted files got usable answers, below translate.min_success_rate 0.75" in err
+    assert "unusable_answer 8" in err and "not a JSON object" in err
+    assert not out_dir(cohere_root, "ur").exists()
+    assert len(ResponseCache(cohere_root / "data" / "translate-cache" / f"ur-{TIER}")) == 0
+    server.rule = lambda request: None
+    server.requests.clear()
+    assert run(cohere_root, "ur") == 0
+    assert len(server.requests) == 10 and len(read_rows(split_path(out_dir(cohere_root, "ur"), "train"))) == 8
+
+
+def test_the_cache_key_includes_the_endpoint(cohere_root, server):
+    assert run(cohere_root, "ur") == 0
+    with FakeLLM() as other:
+        write_params(cohere_root, backend="cohere", model="c4ai-aya-expanse-32b", base_url=other.url)
+        assert run(cohere_root, "ur") == 0
+        assert len(other.requests) == 10  # another server's answers are not the first one's
+    entry = json.loads(next((cohere_root / "data" / "translate-cache" / f"ur-{TIER}").glob("*/*.json")).read_text())
+    assert entry["endpoint"] in (server.url, other.url)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def counting(monkeypatch, fail_after: int | None = None) -> list[int]:
+    """Count the Cohere backend's calls; after ``fail_after`` of them, every call is refused as a dead server's."""
+    calls, real = [], backends.CohereBackend.complete
+
+    def complete(self, messages):
+        calls.append(1)
+        if fail_after is not None and len(calls) > fail_after:
+            raise backends.BackendError("ConnectError: [Errno 111] Connection refused", transient=True, connection=True)
+        return real(self, messages)
+
+    monkeypatch.setattr(backends.CohereBackend, "complete", complete)
+    return calls
+
+
+def test_a_server_that_is_down_stops_the_stage_after_a_few_connection_failures(cohere_root, monkeypatch, capsys):
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    write_params(cohere_root, backend="cohere", model="c4ai-aya-expanse-32b", base_url=url, max_connection_failures=3)
+    calls = counting(monkeypatch)
+    started = time.monotonic()
+    assert run(cohere_root, "ur") == 4
+    assert len(calls) == 3 and time.monotonic() - started < 5  # not 10 files x 5 tries
+    err = capsys.readouterr().err
+    assert f"3 connection failures in a row to {url}" in err and "ConnectError" in err and "max_connection_failures" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_the_breaker_keeps_every_answer_received_before_it(cohere_root, server, monkeypatch, capsys):
+    write_params(cohere_root, backend="cohere", model="c4ai-aya-expanse-32b", base_url=server.url, max_connection_failures=3)
+    calls = counting(monkeypatch, fail_after=4)
+    assert run(cohere_root, "ur") == 4 and len(calls) == 4 + 3
+    assert "3 connection failures in a row" in capsys.readouterr().err
+    assert len(ResponseCache(cohere_root / "data" / "translate-cache" / f"ur-{TIER}")) == 4
+    monkeypatch.undo()
+    monkeypatch.setenv("COHERE_API_KEY", SECRET)
+    server.requests.clear()
+    assert run(cohere_root, "ur") == 0 and len(server.requests) == 10 - 4
+
+
+def test_credentials_in_base_url_or_echoed_by_the_server_are_never_stored(cohere_root, server, capfd):
+    server.rule = lambda request: "echo_auth"  # every reply starts with the request's authorization header
+    assert run(cohere_root, "ur") == 0  # the key, as a Bearer header
+    url = server.url.replace("http://", "http://reader:hunter2pw@")
+    write_params(cohere_root, backend="cohere", model="c4ai-aya-expanse-32b", base_url=url)
+    assert run(cohere_root, "ur") == 0  # another endpoint: asked again, with the URL's Basic credentials
+    basic = base64.b64encode(b"reader:hunter2pw")
+    assert {r["auth"] for r in server.requests} == {f"Bearer {SECRET}", f"Basic {basic.decode()}"}
+    provenance = json.loads((out_dir(cohere_root, "ur") / "provenance.json").read_text())
+    assert provenance["operational"]["base_url"] == server.url.replace("http://", "http://***@")
+    entries = [json.loads(p.read_text()) for p in (cohere_root / "data" / "translate-cache").rglob("*.json")]
+    assert len(entries) == 20 and all(e["reply"]["text"].startswith("(you sent ") for e in entries)
+    captured = capfd.readouterr()
+    for path in [p for p in cohere_root.rglob("*") if p.is_file() and p.name != "params.yaml"]:
+        data = path.read_bytes()
+        assert b"hunter2pw" not in data and basic not in data and SECRET.encode() not in data, path
+    assert "hunter2pw" not in captured.out + captured.err
+
+
+class Echo:
+    """A backend whose replies repeat its credentials around ordinary code."""
+
+    name, model = "openai", "m"
+
+    def __init__(self, secrets):
+        self.secrets = secrets
+
+    def complete(self, messages):
+        return backends.Reply(f"x = 1  # {' '.join(self.secrets)}", "stop")
+
+
+def test_replies_lose_real_credentials_but_no_ordinary_words(tmp_path):
+    from stages.lib.params import Translate
+
+    cfg = Translate.model_validate(render("smoke", "phase3")["translate"])
+    long_key = Echo(("sk-long-enough-key", *backends.url_secrets("http://reader:hunter2pw@h")))
+    reply = backends.Caller(long_key, cfg, ResponseCache(tmp_path / "a")).ask([{"role": "user", "content": "q"}]).reply
+    assert reply.text == "x = 1  # " + " ".join(["***"] * len(long_key.secrets))
+    short_key = Echo(("x",))  # OPENAI_API_KEY=x for a local server: every x of the code must stay
+    assert backends.Caller(short_key, cfg, ResponseCache(tmp_path / "b")).ask([]).reply.text == "x = 1  # x"
+
+
+def test_a_missing_sdk_is_one_line_naming_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COHERE_API_KEY", SECRET)
+    monkeypatch.setitem(sys.modules, "cohere", None)  # import cohere raises ImportError
+    write_params(tmp_path, backend="cohere", model="m")
+    assert run(tmp_path, "ur") == 2
+    err = capsys.readouterr().err
+    assert "needs the cohere SDK" in err and ".[translate]" in err and len(err.strip().splitlines()) == 1
 
 
 def test_persistent_server_errors_stop_the_stage_after_bounded_retries(cohere_root, server, capsys):
@@ -319,7 +442,7 @@ def test_artefact_from_the_model_is_stripped(cohere_root, server):
 
 def test_allowlist_limits_zh_to_the_idx_ur_shipped(tmp_path, server, monkeypatch):
     monkeypatch.setenv("COHERE_API_KEY", SECRET)
-    params = write_params(tmp_path, backend="cohere", model="c4ai-aya-expanse-32b", base_url=server.url)
+    params = write_params(tmp_path, backend="cohere", model="c4ai-aya-expanse-32b", base_url=server.url, min_success_rate=0.5)
     build_sources(tmp_path, params, marked={1, 4, 9})  # train idx 1 and 4, validation idx 1
     marked = lambda record: any("FAILME" in item["text"] for item in items_of(record))
     server.rule = lambda record: "not_json" if marked(record) else None
@@ -355,6 +478,12 @@ def test_the_key_never_appears_in_outputs_logs_or_errors(cohere_root, server, ca
     for path in cohere_root.rglob("*"):
         if path.is_file():
             assert b"SECRET123" not in path.read_bytes(), path
+
+
+def test_the_docs_say_dvc_removes_a_failed_runs_outputs():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for text in (translate.__doc__, readme):  # not "the previous outputs stay": under dvc repro they are gone
+        assert "dvc checkout" in " ".join(text.split()) and "removed" in text
 
 
 # --------------------------------------------------------------------------- kill -9

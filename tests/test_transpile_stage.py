@@ -36,6 +36,20 @@ def test_stdin_cli_names_a_syntax_error():
     assert done.returncode == 1 and b"<stdin>: syntax_error" in done.stderr
 
 
+def test_stdin_cli_names_an_unknown_language():
+    done = run_cli("--lang", "xx", "--stdin", stdin=GOOD.encode())
+    err = done.stderr.decode()
+    assert done.returncode == 2 and "--lang xx" in err and "xx.yaml" in err and "es, ur, zh" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_stdin_cli_caps_its_input_as_the_stage_does():
+    done = run_cli("--lang", "zh", "--stdin", stdin=b"# " + b"x" * (1_048_576 - 2) + b"\n")
+    assert done.returncode == 1 and b"too_large" in done.stderr and done.stdout == b""
+    small = run_cli("--lang", "zh", "--stdin", "--max-bytes", "100", stdin=GOOD.encode())
+    assert small.returncode == 0 and b"def " not in small.stdout
+
+
 def row(idx: int, code: str) -> dict:
     return {"code": code, "code_en": code, "language": "en", "file_path": f"{idx:09d}_f.py", "license": "MIT", "idx": idx}
 

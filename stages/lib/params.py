@@ -215,6 +215,15 @@ class Translate(Strict):
     max_retries: int = Field(default=4, ge=0, description="retries of one call on 429, 5xx, timeouts, connection errors")
     backoff_s: float = Field(default=2.0, ge=0, description="first retry delay, doubled per retry")
     max_backoff_s: float = Field(default=60.0, ge=0)
+    min_success_rate: float = Field(
+        default=0.75, ge=0, le=1,
+        description="per split, the least share of attempted files whose answers were usable; below it the stage "
+        "fails, naming the reasons (the original's lowest observed rate: ur validation, 381 of 500)",
+    )
+    max_connection_failures: int = Field(
+        default=10, gt=0,
+        description="connection failures in a row, across all files, after which the stage stops (the server is down)",
+    )
 
     _langs = field_validator("langs")(_check_langs)
 

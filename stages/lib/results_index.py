@@ -140,6 +140,10 @@ def discover_published(root: Path | str) -> Index:
     missing = []
     for session in ordered:
         missing += _missing_kinds(session)
+    for condition, seed in sorted({(c, s) for c, s, t in sessions if t != "all"}):  # a template file set absent
+        for template in (f"template{t}" for t in TEMPLATES):
+            if (condition, seed, template) not in sessions:
+                missing += _missing_kinds(Session(condition, seed, template))
     return Index(root, ordered, missing, notices)
 
 
@@ -270,9 +274,13 @@ def _summary_block(path: Path, body: dict) -> tuple[dict, dict]:
 
 def _cell(path: Path, key: str) -> reparse.Cell:
     try:
-        return reparse.parse_cell_key(key)
+        cell = reparse.parse_cell_key(key)
     except reparse.ReparseError as error:
         raise ReportError(f"{path}: {error}") from None
+    for lang in (cell.data_lang, cell.instr_lang):
+        if lang not in LANGS:
+            raise ReportError(f"{path}: cell {key!r}: language {lang!r} is not one of the study's {', '.join(LANGS)}")
+    return cell
 
 
 def _refined_correct(path: Path, cell: reparse.Cell, rows: object) -> np.ndarray:

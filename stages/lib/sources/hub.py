@@ -21,6 +21,9 @@ folder has no revisions and ``datasets`` silently ignores ``revision=`` for one,
 revision is passed only for Hub ids; for a folder it is only a label (DVC hashes the
 folder's content instead) and the records say ``local:<folder>`` as their source.
 
+A dataset that cannot be reached (offline, ``HF_HUB_OFFLINE=1`` without it in the cache, the
+network gone mid-stream) is a :class:`SourceError` naming the dataset and revision.
+
 The HF token is handed to ``datasets`` and nowhere else: never logged, never recorded.
 """
 
@@ -36,6 +39,7 @@ from typing import Callable, Iterator
 
 from stages.lib.params import HubSource
 from stages.lib.sources import SourceFile
+from stages.lib.sources.installed import SourceError
 
 # The original's get_first lists, in priority order.
 CONTENT_FIELDS = ("content", "code", "text")
@@ -176,6 +180,15 @@ def to_source_file(
 
 def iter_hub(source: HubSource, token: str | None = None) -> Iterator[SourceFile]:
     """Every row of the dataset as a SourceFile, in stream order; the caller applies any limit."""
+    try:
+        yield from _iter_hub(source, token)
+    except OSError as error:  # datasets' ConnectionError when offline or unreachable, a read cut mid-stream
+        offline = " (HF_HUB_OFFLINE is set: only a dataset already in the Hugging Face cache can be read)" if \
+            os.environ.get("HF_HUB_OFFLINE", "").strip() not in ("", "0") else ""
+        raise SourceError(f"{source.dataset} at revision {source.revision}: cannot be read: {error}{offline}") from None
+
+
+def _iter_hub(source: HubSource, token: str | None) -> Iterator[SourceFile]:
     rows = load_rows(source, token)
     origin = f"{'local' if is_local(source) else 'hub'}:{source.dataset}"
     if source.content == "inline":

@@ -1,7 +1,7 @@
 """The response cache that turns a stochastic API into an exact rebuild.
 
 Every backend call is keyed by the sha256 of (backend, model, sampling params,
-messages) in canonical JSON, and its answer is stored as one small JSON file,
+messages, and the endpoint when ``base_url`` names one) in canonical JSON, and its answer is stored as one small JSON file,
 ``<root>/<key[:2]>/<key>.json``, written to a temporary file, flushed to disk and
 renamed into place. So:
 
@@ -10,9 +10,12 @@ renamed into place. So:
 - a stage killed at any moment (kill -9) loses nothing already answered: an entry
   is either complete or absent, never half written, and a rerun pays only for the
   calls that had not returned;
-- a changed prompt, model or sampling param is a different key, never a stale hit.
+- a changed prompt, model, sampling param or server is a different key, never a stale hit;
+- only answers found usable are stored (``Caller.keep``): a broken server's replies
+  are asked again on the next run, never replayed.
 
-The key and the entries hold no API key, time or host. ``dvc.yaml`` declares the
+The key and the entries hold no API key, credentials or time; the endpoint is stored
+without its ``user:password@``. ``dvc.yaml`` declares the
 cache folder as a persisted output, so DVC versions and shares it like any data.
 """
 
@@ -31,8 +34,10 @@ def _canonical(data: object) -> str:
     return json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def request_key(backend: str, model: str, sampling: dict, messages: list[dict]) -> str:
+def request_key(backend: str, model: str, sampling: dict, messages: list[dict], endpoint: str | None = None) -> str:
     payload = {"backend": backend, "model": model, "sampling": sampling, "messages": messages}
+    if endpoint:  # absent for the SDK's default endpoint, so those keys stay what they were
+        payload["endpoint"] = endpoint
     return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
 
 
