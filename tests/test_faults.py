@@ -151,6 +151,9 @@ PARAMS_FAULTS = {
     "run id with a dot": (lambda d: _add_run(d, "condition-1-en-5k.seed42"), "condition-1-en-5k.seed42"),
     "run id with an at": (lambda d: _add_run(d, "condition-1@5k-seed42"), "condition-1@5k-seed42"),
 }
+    "language leaving data/": (lambda d: d["native"].update(lang="x/../../../t/native-escape"), "native.lang:"),
+    "absolute grid dataset": (lambda d: d["grid"][0].update(dataset="/tmp/{lang}-{tier}"), "grid.0.dataset:"),
+    "shell command in a tier key": (lambda d: d["subset"]["tiers"].update({"1k;touch PWNED;echo": 10}), "subset.tiers:"),
 STAGE_COMMANDS = {  # each stage's dvc.yaml command, minus --params
     fetch: ["--source", "code"],
     subset: ["--tier", "5k"],
