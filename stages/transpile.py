@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from stages.lib.params import ParamsError, Transpile, load_params
+from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_rows, split_path, write_jsonl, write_parquet
 from stages.lib.transpiler import LanguagePack, TranspileError, load_pack, reverse, transpile, transpile_batch
@@ -87,7 +88,7 @@ def run_stage(args, params_path: str) -> int:
             return 2
     pack = load_pack(cfg.packs, args.lang)
     source_dir = Path(args.data) / f"condition-1-en-{args.tier}"
-    out = Path(args.data) / f"condition-2-{args.lang}-{args.tier}"
+    out = safe_join(args.data, f"condition-2-{args.lang}-{args.tier}")
     resolved = {**cfg.model_dump(mode="json"), "lang": args.lang, "tier": args.tier}
     extra = {"pack": pack.name, "pack_sha256": pack.sha256}
     provenance = content_provenance("transpile", resolved, extra)
