@@ -38,6 +38,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -150,10 +151,10 @@ PARAMS_FAULTS = {
     "empty grid": (lambda d: d.update(grid=[]), "grid:"),
     "run id with a dot": (lambda d: _add_run(d, "condition-1-en-5k.seed42"), "condition-1-en-5k.seed42"),
     "run id with an at": (lambda d: _add_run(d, "condition-1@5k-seed42"), "condition-1@5k-seed42"),
-}
     "language leaving data/": (lambda d: d["native"].update(lang="x/../../../t/native-escape"), "native.lang:"),
     "absolute grid dataset": (lambda d: d["grid"][0].update(dataset="/tmp/{lang}-{tier}"), "grid.0.dataset:"),
     "shell command in a tier key": (lambda d: d["subset"]["tiers"].update({"1k;touch PWNED;echo": 10}), "subset.tiers:"),
+}
 STAGE_COMMANDS = {  # each stage's dvc.yaml command, minus --params
     fetch: ["--source", "code"],
     subset: ["--tier", "5k"],
@@ -272,12 +273,15 @@ from stages.evaluate import evaluate_session
 from stages.lib.params import load_params
 {canned}
 params, out, base, resume, die_after = sys.argv[1:]
-evaluate_session(load_params(params), "baseline", out=Path(out), base_dir=Path(base), models_dir=Path(base).parent,
-                 resume_root=Path(resume), backend=Canned(int(die_after)), progress=False)
+timing = evaluate_session(load_params(params), "baseline", out=Path(out), base_dir=Path(base),
+                          models_dir=Path(base).parent, resume_root=Path(resume), backend=Canned(int(die_after)),
+                          progress=False)
+print(timing["cells_run"])
 """
 
 
-def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_path, monkeypatch, capsys):
+def four_cell_session(tmp_path: Path) -> tuple[Path, Path]:
+    """params.yaml of a 4-cell baseline session and a stand-in base folder, under ``tmp_path``."""
     data = render("smoke", "phase3")
     data["evaluate"].update(benchmarks=["xnli", "sib200"], templates=["template1"], data_langs=["en"],
                             instr_langs=["en", "zh"], n_samples=2, batch_size=4,
@@ -288,12 +292,23 @@ def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_pat
     base.mkdir(parents=True)
     (base / "model.safetensors").write_bytes(b"weights")
     (base / "tokenizer.json").write_text("{}")
-    monkeypatch.chdir(tmp_path)  # the session's timing log goes to ./logs
+    return params_path, base
 
+
+def run_session(tmp_path: Path, code: Path, out: Path, die_after: int) -> subprocess.CompletedProcess:
+    """The 4-cell session in a child process running the ``stages`` package under ``code``."""
+    params_path, base = tmp_path / "params.yaml", tmp_path / "models" / "base"
     script = KILLED_SESSION.format(canned=inspect.getsource(Canned))
+    return subprocess.run(
+        [sys.executable, "-c", script, str(params_path), str(out), str(base), str(tmp_path / "resume"), str(die_after)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True)
+
+
+def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_path, monkeypatch, capsys):
+    params_path, base = four_cell_session(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the session's timing log goes to ./logs
     killed_out, resume = tmp_path / "killed", tmp_path / "resume"
-    done = subprocess.run([sys.executable, "-c", script, str(params_path), str(killed_out), str(base), str(resume), "2"],
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    done = run_session(tmp_path, ROOT, killed_out, 2)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert not killed_out.exists() and len(list(resume.rglob("*.json"))) == 2  # two cells were finished
 
@@ -308,6 +323,25 @@ def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_pat
                               resume_root=tmp_path / "resume-whole", backend=Canned(), progress=False)
     assert tree(killed_out, skip=("provenance.json",)) == tree(whole, skip=("provenance.json",))
     assert not any(resume.rglob("*.json")), "the finished cells are removed once the session is written"
+
+
+def test_evaluate_resumed_after_a_code_edit_reuses_no_cell(tmp_path):
+    """Issue 23 item 1: the resume key covers the stage's code, not only params, weights and data."""
+    four_cell_session(tmp_path)
+    code = tmp_path / "code"  # a copy of the project's code, edited below as a developer would
+    shutil.copytree(ROOT / "stages", code / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    out, resume = tmp_path / "out", tmp_path / "resume"
+    assert run_session(tmp_path, code, out, 2).returncode == -signal.SIGKILL
+    again = run_session(tmp_path, code, out, 1)  # the same code in a new process resumes: the key is stable
+    assert again.returncode == -signal.SIGKILL and "resuming, 2 of 4 cells already done" in again.stderr
+    assert len(list(resume.rglob("*.json"))) == 3
+
+    results = code / "stages" / "lib" / "results.py"  # a module the stage imports (its own file: tests/test_fingerprint.py)
+    results.write_text(results.read_text() + "\n# edited after the kill\n")
+    done = run_session(tmp_path, code, out, 10**6)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming" not in done.stderr and done.stdout.split() == ["4"]  # every cell scored by the new code
+    assert not any(resume.rglob("*.json")), "the old code's cells are gone"
 
 
 # --------------------------------------------------------------------------- the DVC remote
