@@ -403,6 +403,61 @@ def test_dvc_push_without_a_remote_says_so(dvc_clone):
     assert cached(dvc_clone) == before
 
 
+# --------------------------------------------------------------------------- params edits under `dvc repro`
+
+
+@pytest.fixture(scope="module")
+def built_pipeline(tmp_path_factory) -> Path:
+    """A DVC repository (no git) with the project's dvc.yaml, stages/ and smoke params.yaml, where
+    ``validate_params`` and ``llink_data`` (the cheapest stage that reads params) are up to date."""
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    (repo / ".dvc" / "config").write_text("[core]\n    no_scm = True\n    analytics = false\n")
+    shutil.copy2(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "params.yaml").write_text(yaml.safe_dump(render("smoke", "phase3"), allow_unicode=True, sort_keys=False))
+    done = dvc(repo, "repro", "llink_data")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return repo
+
+
+SHELL = "1k;touch PWNED;echo"
+
+
+def _shell_keys(data: dict) -> None:
+    data["subset"]["tiers"][SHELL] = 10  # subset@<key> runs `python -m stages.subset --tier <key>`
+    data["fetch"]["sources"][SHELL] = data["fetch"]["sources"]["code"]  # fetch@<key>, a stage with no other upstream
+
+
+REPRO_EDITS = {  # edit, the `dvc repro` arguments, what the message must name
+    "unknown key": (lambda d: d["subset"].update(sede=1), ["llink_data"], ["subset.sede: Extra inputs are not permitted"]),
+    "misspelt key no stage lists": (lambda d: d["translate"].update(concurency=2), [],
+                                    ["translate.concurency: Extra inputs are not permitted"]),
+    "shell command in keys": (_shell_keys, [], [f"subset.tiers: Value error, tier {SHELL!r}", f"source id {SHELL!r}"]),
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("fault", REPRO_EDITS)
+def test_dvc_repro_stops_a_bad_params_edit_before_any_stage_command(fault, built_pipeline, tmp_path):
+    """Issue 23 items 2 and 5: DVC tracks only the keys a stage lists ("Data and pipelines are up to date" after
+    a typo) and runs each cmd, params interpolated, through a shell; validate_params reruns on any params.yaml
+    edit, first, and stops the run naming the key before any other stage's command."""
+    edit, targets, named = REPRO_EDITS[fault]
+    repo = tmp_path / "repo"
+    shutil.copytree(built_pipeline, repo)
+    data = yaml.safe_load((repo / "params.yaml").read_text())
+    edit(data)
+    (repo / "params.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    done = dvc(repo, "repro", *targets)
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert all(name in done.stderr for name in named) and "failed to reproduce 'validate_params'" in done.stderr, \
+        done.stderr[-2000:]
+    ran = [line for line in done.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'validate_params':"], ran  # no other stage's command ran
+    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
+
+
 # --------------------------------------------------------------------------- safetensors, no remote code
 
 
