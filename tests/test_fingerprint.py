@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+
+import yaml
 
 from stages import train
 from stages.lib.fingerprint import code_fingerprint, code_identity, import_closure
@@ -59,3 +62,16 @@ def test_a_checkpoint_of_other_code_is_never_resumed(monkeypatch):
     committed = train.checkpoint_fingerprint(resolved)
     monkeypatch.setattr(train, "code_fingerprint", lambda module, packages: f"{module} edited")
     assert train.checkpoint_fingerprint(resolved) != committed
+
+
+def test_the_closure_covers_every_code_dependency_dvc_yaml_declares(repo_root):
+    """What DVC reruns a stage for, the resume key covers too: each stages/ dep of a stage (a module, or a
+    folder such as stages/lib/benchmarks) is in its module's import closure."""
+    for name, stage in yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"].items():
+        body = stage.get("do", stage)
+        module = re.match(r"python -m (stages\.\w+)", body["cmd"]).group(1)
+        files = {path.relative_to(repo_root).as_posix() for path in import_closure(module, repo_root)[0]}
+        for dep in body["deps"]:
+            if dep.startswith("stages/") and "$" not in dep:
+                covered = dep in files if dep.endswith(".py") else any(f.startswith(dep + "/") for f in files)
+                assert covered, f"{name}: {dep} is a dependency but not imported by {module}"

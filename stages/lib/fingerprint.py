@@ -12,8 +12,9 @@ key; this adds what decides the bytes from the code side:
 - the CPU numerics in force (stages/lib/numerics.py).
 
 It decides resumption only and is written into no output, so editing code never changes an output's
-bytes through it. dvc.yaml's deps are the other half: tests/test_fingerprint.py checks that they list
-the closure's modules for the stages that resume.
+bytes through it. It covers at least what DVC reruns a stage for: tests/test_fingerprint.py checks that
+every ``stages/`` dependency dvc.yaml declares for a stage lies in its module's closure. (The closure is
+wider: the params schema and provenance helpers are not dvc.yaml deps, and a resume may redo work for them.)
 """
 
 from __future__ import annotations
