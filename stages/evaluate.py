@@ -36,9 +36,10 @@ model and adapter identity, benchmark definitions and data, extractor version an
 package versions) and ``provenance.json`` (the git commit).
 
 Resumable: every finished cell is kept in ``logs/eval-resume/<session>/<fingerprint>/``, keyed
-by everything that decides the outputs, so a killed evaluation restarts at the first unfinished
-cell and a changed model, adapter, benchmark or param never reuses a stale cell. The folder is
-removed once the outputs are written.
+by everything that decides the outputs and by the code that scores them (this module's project
+imports, package versions, CPU numerics: stages/lib/fingerprint.py), so a killed evaluation
+restarts at the first unfinished cell and a changed model, adapter, benchmark, param or code never
+reuses a stale cell. The folder is removed once the outputs are written.
 
 More than one process (``evaluate.processes``): the session's cells are dealt to that many
 worker processes (``evaluate.split_by``: round-robin by cell, or one template wording per
@@ -71,6 +72,7 @@ import yaml
 
 from stages.lib import extractors, results
 from stages.lib.loading import load_adapter, load_causal_lm, require_safetensors
+from stages.lib.fingerprint import code_fingerprint
 from stages.lib.benchmarks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
 from stages.lib.params import Base, Evaluate, ParamsError, Params, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
@@ -462,7 +464,10 @@ def fingerprint(record: dict) -> str:
 
 
 def resume_dir(session: Session, record: dict, root: Path = RESUME_ROOT) -> Path:
-    return root / session.id / fingerprint(record)
+    """Keyed by the outputs' identity and by the code that scores (its closure, package versions, CPU numerics):
+    a cell scored by other code is never reused. The code key is not in eval_config.json: a code edit that
+    changes no score must not change an output's bytes."""
+    return root / session.id / fingerprint({"outputs": record, "code": code_fingerprint("stages.evaluate", EVAL_PACKAGES)})
 
 
 def load_finished(directory: Path, key: str) -> dict | None:
@@ -622,6 +627,10 @@ def evaluate_session(
 
     grid = jobs(session, evaluate)
     scratch = resume_dir(session, record, resume_root)
+    if worker is None and scratch.parent.is_dir():  # cells of other params or code can never be reused
+        for stale in scratch.parent.iterdir():
+            if stale != scratch:
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     scratch.mkdir(parents=True, exist_ok=True)
     mine = grid
     if worker is not None:

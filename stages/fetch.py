@@ -26,6 +26,7 @@ from typing import Iterator
 
 from stages.lib.filters import Accepted, FilterChain
 from stages.lib.params import UNPINNED, HubSource, InstalledSource, ParamsError, load_params
+from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.sources import SourceFile
 from stages.lib.sources.installed import SourceError, iter_installed
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     label, revision = source_label(args.source, source)
     resolved = {"source": source.model_dump(mode="json"), "filters": params.fetch.filters.model_dump(mode="json")}
     provenance = content_provenance("fetch", resolved, {"source_key": args.source})
-    out = Path(args.out) / args.source
+    out = safe_join(args.out, args.source)
     rows = [pool_row(item, label, revision) for item in accepted]
     write_parquet(out / "files.parquet", rows, POOL_SCHEMA, provenance)
     write_jsonl(

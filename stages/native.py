@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from stages.lib.params import UNPINNED, Native, ParamsError, load_params
+from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_rows, split_path, write_jsonl, write_parquet
 from stages.lib.splits import SubsetError, split_indices
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = params.native
     size = params.subset.tiers[cfg.tier]
     try:
+        out = safe_join(args.data, f"condition-3-{cfg.lang}-{cfg.tier}")
         if cfg.mode == "import":
             if cfg.published.revision == UNPINNED:
                 raise SubsetError(f"{args.params}: native.published.revision: still {UNPINNED!r}; set the commit to import")
@@ -116,7 +118,6 @@ def main(argv: list[str] | None = None) -> int:
 
     resolved = {**cfg.model_dump(mode="json"), "size": size}
     provenance = content_provenance("native", resolved)
-    out = Path(args.data) / f"condition-3-{cfg.lang}-{cfg.tier}"
     for split in SPLITS:
         write_parquet(split_path(out, split), splits[split], CONDITION_SCHEMA, provenance)
     write_jsonl(

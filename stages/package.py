@@ -26,6 +26,7 @@ import pyarrow as pa
 from tokenizers import Tokenizer
 
 from stages.lib.params import Base, ParamsError, load_params
+from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_provenance, read_rows, split_path, write_parquet
 
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         if args.dataset not in params.package.datasets:
             raise ParamsError(f"{args.params}: package.datasets: {args.dataset!r} is not listed")
-        source = Path(args.data) / args.dataset
+        source = safe_join(args.data, args.dataset)
+        out = safe_join(args.data, "packaged", args.dataset)
         rows = {split: read_rows(split_path(source, split)) for split in SPLITS}
         upstream = read_provenance(split_path(source, "train"))
         tokenizer = load_tokenizer(Path(args.models))
@@ -121,7 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer_keys = {"kind", "repo", "revision", "vocab_size", "tokenizer_datasets"}
     resolved = {"dataset": args.dataset, "base": params.base.model_dump(mode="json", include=tokenizer_keys)}
     provenance = content_provenance("package", resolved, {**identity, "upstream": upstream})
-    out = Path(args.data) / "packaged" / args.dataset
     splits, digests = {}, {}
     for split in SPLITS:
         splits[split] = with_token_counts(rows[split], tokenizer)

@@ -26,6 +26,10 @@ DVC documents for parallel stages). The bytes are those of ``dvc repro``: the st
 do not depend on the order in which independent stages run, nor on the thread count
 (``OMP_NUM_THREADS`` is set to cores / jobs unless already set; stages/lib/numerics.py).
 
+``validate_params`` (the whole params.yaml against the schema) runs alone first when it is out of date,
+and the plan is made again after it: its stamp never changes, so only what the edit made stale is run,
+and when it fails no other stage starts.
+
 A failing stage stops nothing that is running; no new stage starts, its output is printed, and
 the exit status is 1 with the failed and the not-run stages named. Every stage that finished is
 already in ``dvc.lock``, so rerunning the command continues where it stopped. SIGTERM or Ctrl-C
@@ -48,6 +52,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+# Run alone and first, then the plan is made again: validate_params checks the whole params.yaml (any edit
+# makes it stale) and its stamp never changes, so what is planned after it is only what the edit made stale,
+# not every stage downstream of it; and when it fails, no other stage starts.
+GATES = ("validate_params",)
 # Stages that run torch depend on this file (dvc.yaml); each costs about three plain stages
 TORCH_MARKER = "stages/lib/numerics.py"
 ESTIMATED_SECONDS = {"torch": 12.0, "plain": 4.0}
@@ -132,14 +140,25 @@ def plan(root: Path) -> Plan:
 def run(root: Path, jobs: int, out=sys.stdout) -> int:
     """Run the plan with up to ``jobs`` stages at once; 0, or 1 with the failures named."""
     started = time.monotonic()
-    work = plan(root)
-    if not work.order:
-        print("repro: every stage is up to date", file=out)
-        return 0
     env = dict(os.environ)
     # the stages' `python -m stages.<stage>` must find this interpreter, as `dvc repro` from the venv would
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    work = plan(root)
+    gates = [name for name in work.order if name in GATES]
+    for gate in gates:
+        command = [sys.executable, "-m", "stages.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", gate]
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"repro: {gate} FAILED (exit {done.returncode}); its output:\n{done.stdout}{done.stderr}", file=out)
+            print(f"repro: failed: {gate}; no other stage started", file=out)
+            return 1
+        print(f"repro: {gate} done", file=out, flush=True)
+    if gates:
+        work = plan(root)
+    if not work.order:
+        print("repro: every stage is up to date", file=out)
+        return 0
     pending, running, done, failed = list(work.order), {}, set(), []
     logs = Path(tempfile.mkdtemp(prefix="repro-logs-"))
     print(f"repro: {len(pending)} stages, {jobs} at a time (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})", file=out)

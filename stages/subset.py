@@ -23,6 +23,7 @@ from pathlib import Path
 
 
 from stages.lib.params import ParamsError, load_params
+from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.splits import draw_paths, split_indices
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_rows, sha256_text, split_path, write_parquet
@@ -67,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.params}: subset.tiers.{args.tier}: no such tier", file=sys.stderr)
         return 2
     size = cfg.tiers[args.tier]
-    pool_file = Path(args.raw) / cfg.source / "files.parquet"
     try:
+        pool_file = safe_join(args.raw, cfg.source) / "files.parquet"  # the file may be a link into the DVC cache
+        out = safe_join(args.out, f"condition-1-en-{args.tier}")
         pool = read_rows(pool_file, ["file_path", "code", "license"])
         selected, splits = build_splits(pool, size, cfg.seed, cfg.test_size)
     except (FileNotFoundError, ValueError) as error:
@@ -77,7 +79,6 @@ def main(argv: list[str] | None = None) -> int:
 
     resolved = {"source": cfg.source, "seed": cfg.seed, "test_size": cfg.test_size, "tier": args.tier, "size": size}
     provenance = content_provenance("subset", resolved)
-    out = Path(args.out) / f"condition-1-en-{args.tier}"
     for split in SPLITS:
         write_parquet(split_path(out, split), splits[split], CONDITION_SCHEMA, provenance)
     write_json(

@@ -109,8 +109,10 @@ from pathlib import Path
 from typing import Any
 
 from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_params
+from stages.lib.fingerprint import code_fingerprint
 from stages.lib.loading import load_causal_lm
 from stages.lib.numerics import cpu_numerics
+from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
 
@@ -170,7 +172,7 @@ def strip_wall_clock(record: dict) -> tuple[dict, dict]:
 
 def adapter_folder(models_dir: Path, train: Train, run_id: str) -> Path:
     """``<models_dir>/<train.adapters_dir minus models/>/<run_id>``: models/tiny-aya-base/<run> or flat models/<run>."""
-    return models_dir.joinpath(*train.adapters_dir.split("/")[1:], run_id)
+    return safe_join(models_dir, *train.adapters_dir.split("/")[1:], run_id)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -181,11 +183,12 @@ CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt", "adapt
 
 
 def checkpoint_fingerprint(resolved: dict) -> str:
-    """sha256 of what decides the bytes (run, params but save_steps, base, dataset, versions, and
-    the CPU numerics: a checkpoint made under other kernels is not resumed)."""
+    """sha256 of what decides the bytes (run, params but save_steps, base, dataset, versions, the CPU
+    numerics: a checkpoint made under other kernels is not resumed, and the code: stage module and its
+    project imports, stages.lib.fingerprint). Checkpoints are no DVC output, so no output holds it."""
     train = {k: v for k, v in resolved["train"].items() if k != "save_steps"}
     content = {**content_provenance("train", {**resolved, "train": train}, packages=TRAIN_PACKAGES),
-               "cpu_numerics": cpu_numerics()}
+               "cpu_numerics": cpu_numerics(), "code": code_fingerprint("stages.train", TRAIN_PACKAGES)}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
 

@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from stages.lib.params import ParamsError, Transpile, load_params
+from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_rows, split_path, write_jsonl, write_parquet
 from stages.lib.langpacks import PackError, pack_path
@@ -90,7 +91,7 @@ def run_stage(args, params_path: str) -> int:
     if pack is None:
         return 2
     source_dir = Path(args.data) / f"condition-1-en-{args.tier}"
-    out = Path(args.data) / f"condition-2-{args.lang}-{args.tier}"
+    out = safe_join(args.data, f"condition-2-{args.lang}-{args.tier}")
     resolved = {**cfg.model_dump(mode="json"), "lang": args.lang, "tier": args.tier}
     extra = {"pack": pack.name, "pack_sha256": pack.sha256}
     provenance = content_provenance("transpile", resolved, extra)

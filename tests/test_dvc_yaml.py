@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 
 from stages.lib.params import load_params
@@ -35,3 +36,21 @@ def test_lock_holds_no_stage_that_dvc_yaml_lost(repo_root):
     names = set(yaml.safe_load(lock.read_text())["stages"])
     declared = set(pipeline(repo_root))
     assert {n.split("@")[0] for n in names} <= declared
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:dvc")  # DVC's graph code: a pygtrie deprecation, not ours
+def test_every_stage_runs_after_the_params_check(repo_root):
+    """Issue 23 items 2 and 5: validate_params is upstream of every stage, and its own command interpolates no
+    params, so `dvc repro` checks the whole params.yaml before any command with params in it reaches a shell."""
+    import contextlib
+
+    import networkx as nx
+    from dvc.repo import Repo
+
+    gate = pipeline(repo_root)["validate_params"]
+    assert "$" not in gate["cmd"] and "params" not in gate and "params.yaml" in gate["deps"]
+    with contextlib.chdir(repo_root), Repo(".") as repo:
+        graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
+        check = next(stage for stage in graph if stage.addressing == "validate_params")
+        after = {stage.addressing for stage in nx.ancestors(graph, check)}
+        assert after == {stage.addressing for stage in graph} - {"validate_params"}

@@ -13,6 +13,9 @@ finished work is kept. "Here" means this file.
 | corpus file syntactically broken | test_filters.py::test_each_reason (failed_parse); test_transpile_stage.py::test_stage_keeps_idx_and_counts_every_refused_file, ::test_stdin_cli_names_a_syntax_error; here ::test_fetch_ledgers_every_bad_file_and_keeps_the_rest |
 | corpus path escaping the output folder | here ::test_fetch_ledgers_every_bad_file_and_keeps_the_rest. No stage writes a file per corpus path. The one name made from a path is fetch's ``file_path`` identity, and it is a bare basename for ``../../etc/x.py``, absolute and ``..\\`` paths. The raw path is kept only as data. |
 | params: unknown key, wrong type, empty grid, run id with ``.`` or ``@`` | test_params.py::test_unknown_key_is_named, ::test_wrong_type_is_named, ::test_empty_grid_rejected, ::test_run_id_with_dot_or_at_rejected (the schema); here ::test_every_stage_refuses_bad_params_and_writes_nothing (every stage's command, earlier outputs untouched) |
+| params: a key no stage lists, unknown or misspelt, under ``dvc repro`` (issue 23 item 2) | here ::test_dvc_repro_stops_a_bad_params_edit_before_any_stage_command (unknown key, misspelt key no stage lists: a real ``dvc repro``); test_dvc_yaml.py::test_every_stage_runs_after_the_params_check; test_repro.py::test_the_params_gate_runs_alone_first_and_a_failure_starts_nothing |
+| params: a name that leaves its folder (``native.lang: x/../../t``, an absolute dataset) (item 4) | test_params.py::test_names_that_become_paths_or_commands_are_plain; test_paths.py (safe_join); here ::test_every_stage_refuses_bad_params_and_writes_nothing (language leaving data/, absolute grid dataset) |
+| params: a shell command in a key dvc.yaml interpolates into a ``cmd`` (item 5) | here ::test_dvc_repro_stops_a_bad_params_edit_before_any_stage_command (shell command in keys: ``PWNED`` never created), ::test_every_stage_refuses_bad_params_and_writes_nothing (shell command in a tier key); test_params.py::test_names_that_become_paths_or_commands_are_plain |
 | results file malformed | test_reparse.py::test_bad_files_are_named_and_the_others_still_written; test_report.py::test_malformed_file_names_the_file; here ::test_report_refuses_a_broken_results_file_and_keeps_the_last_report |
 | results file truncated | test_reparse.py::test_bad_files_are_named_and_the_others_still_written; here ::test_report_refuses_a_broken_results_file_and_keeps_the_last_report |
 | results file missing a cell in one seed | test_report.py::test_missing_cells_are_listed_not_fatal (missing.tsv and stderr name the cell, the rest is reported); test_report_phase2.py::test_missing_files_and_cells_are_listed |
@@ -39,6 +42,7 @@ finished work is kept. "Here" means this file.
 | fetch: a Hub dataset unreachable (offline) | test_sources_hub.py::test_an_unreachable_hub_dataset_is_one_line |
 | train killed mid-run and resumed | test_train.py::test_killed_run_resumes_to_the_same_bytes (SIGKILL after a checkpoint), ::test_last_checkpoint_skips_an_incomplete_save, ::test_checkpoints_of_other_params_are_never_resumed |
 | evaluate killed mid-run and resumed | test_evaluate.py::test_a_killed_evaluation_resumes_at_the_first_unfinished_cell (an exception), ::test_changed_params_never_reuse_finished_cells; here ::test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell (SIGKILL) |
+| evaluate or train resumed after a code edit (item 1) | here ::test_evaluate_resumed_after_a_code_edit_reuses_no_cell (SIGKILL, then a module of the closure edited); test_fingerprint.py::test_closure_follows_every_project_import_and_names_the_others, ::test_the_resuming_stages_are_keyed_by_their_code_packages_and_numerics, ::test_a_checkpoint_of_other_code_is_never_resumed |
 | DVC remote missing | here ::test_dvc_pull_from_a_missing_remote_names_the_file_and_creates_nothing, ::test_dvc_push_without_a_remote_says_so (``dvc push`` to a folder that does not exist yet creates it, which is not a fault) |
 | DVC remote unreachable | here ::test_dvc_push_to_an_unreachable_remote_names_it_and_keeps_the_cache |
 | no API key or token in any output, log or dvc.lock | e2e/test_pipeline.py::test_repro_rebuilds_identically_and_then_does_nothing (fake keys over a whole smoke run); test_translate.py::test_the_key_never_appears_in_outputs_logs_or_errors |
@@ -53,6 +57,7 @@ import inspect
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -165,6 +170,9 @@ PARAMS_FAULTS = {
     "empty grid": (lambda d: d.update(grid=[]), "grid:"),
     "run id with a dot": (lambda d: _add_run(d, "condition-1-en-5k.seed42"), "condition-1-en-5k.seed42"),
     "run id with an at": (lambda d: _add_run(d, "condition-1@5k-seed42"), "condition-1@5k-seed42"),
+    "language leaving data/": (lambda d: d["native"].update(lang="x/../../../t/native-escape"), "native.lang:"),
+    "absolute grid dataset": (lambda d: d["grid"][0].update(dataset="/tmp/{lang}-{tier}"), "grid.0.dataset:"),
+    "shell command in a tier key": (lambda d: d["subset"]["tiers"].update({"1k;touch PWNED;echo": 10}), "subset.tiers:"),
 }
 STAGE_COMMANDS = {  # each stage's dvc.yaml command, minus --params
     fetch: ["--source", "code"],
@@ -284,12 +292,15 @@ from stages.evaluate import evaluate_session
 from stages.lib.params import load_params
 {canned}
 params, out, base, resume, die_after = sys.argv[1:]
-evaluate_session(load_params(params), "baseline", out=Path(out), base_dir=Path(base), models_dir=Path(base).parent,
-                 resume_root=Path(resume), backend=Canned(int(die_after)), progress=False)
+timing = evaluate_session(load_params(params), "baseline", out=Path(out), base_dir=Path(base),
+                          models_dir=Path(base).parent, resume_root=Path(resume), backend=Canned(int(die_after)),
+                          progress=False)
+print(timing["cells_run"])
 """
 
 
-def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_path, monkeypatch, capsys):
+def four_cell_session(tmp_path: Path) -> tuple[Path, Path]:
+    """params.yaml of a 4-cell baseline session and a stand-in base folder, under ``tmp_path``."""
     data = render("smoke", "phase3")
     data["evaluate"].update(benchmarks=["xnli", "sib200"], templates=["template1"], data_langs=["en"],
                             instr_langs=["en", "zh"], n_samples=2, batch_size=4,
@@ -300,12 +311,23 @@ def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_pat
     base.mkdir(parents=True)
     (base / "model.safetensors").write_bytes(b"weights")
     (base / "tokenizer.json").write_text("{}")
-    monkeypatch.chdir(tmp_path)  # the session's timing log goes to ./logs
+    return params_path, base
 
+
+def run_session(tmp_path: Path, code: Path, out: Path, die_after: int) -> subprocess.CompletedProcess:
+    """The 4-cell session in a child process running the ``stages`` package under ``code``."""
+    params_path, base = tmp_path / "params.yaml", tmp_path / "models" / "base"
     script = KILLED_SESSION.format(canned=inspect.getsource(Canned))
+    return subprocess.run(
+        [sys.executable, "-c", script, str(params_path), str(out), str(base), str(tmp_path / "resume"), str(die_after)],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(code)}, capture_output=True, text=True)
+
+
+def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_path, monkeypatch, capsys):
+    params_path, base = four_cell_session(tmp_path)
+    monkeypatch.chdir(tmp_path)  # the session's timing log goes to ./logs
     killed_out, resume = tmp_path / "killed", tmp_path / "resume"
-    done = subprocess.run([sys.executable, "-c", script, str(params_path), str(killed_out), str(base), str(resume), "2"],
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    done = run_session(tmp_path, ROOT, killed_out, 2)
     assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
     assert not killed_out.exists() and len(list(resume.rglob("*.json"))) == 2  # two cells were finished
 
@@ -320,6 +342,25 @@ def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_pat
                               resume_root=tmp_path / "resume-whole", backend=Canned(), progress=False)
     assert tree(killed_out, skip=("provenance.json",)) == tree(whole, skip=("provenance.json",))
     assert not any(resume.rglob("*.json")), "the finished cells are removed once the session is written"
+
+
+def test_evaluate_resumed_after_a_code_edit_reuses_no_cell(tmp_path):
+    """Issue 23 item 1: the resume key covers the stage's code, not only params, weights and data."""
+    four_cell_session(tmp_path)
+    code = tmp_path / "code"  # a copy of the project's code, edited below as a developer would
+    shutil.copytree(ROOT / "stages", code / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    out, resume = tmp_path / "out", tmp_path / "resume"
+    assert run_session(tmp_path, code, out, 2).returncode == -signal.SIGKILL
+    again = run_session(tmp_path, code, out, 1)  # the same code in a new process resumes: the key is stable
+    assert again.returncode == -signal.SIGKILL and "resuming, 2 of 4 cells already done" in again.stderr
+    assert len(list(resume.rglob("*.json"))) == 3
+
+    results = code / "stages" / "lib" / "results.py"  # a module the stage imports (its own file: tests/test_fingerprint.py)
+    results.write_text(results.read_text() + "\n# edited after the kill\n")
+    done = run_session(tmp_path, code, out, 10**6)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming" not in done.stderr and done.stdout.split() == ["4"]  # every cell scored by the new code
+    assert not any(resume.rglob("*.json")), "the old code's cells are gone"
 
 
 # --------------------------------------------------------------------------- the DVC remote
@@ -379,6 +420,61 @@ def test_dvc_push_without_a_remote_says_so(dvc_clone):
     done = dvc(dvc_clone, "push")
     assert done.returncode != 0 and f"no remote specified in {dvc_clone}" in done.stderr
     assert cached(dvc_clone) == before
+
+
+# --------------------------------------------------------------------------- params edits under `dvc repro`
+
+
+@pytest.fixture(scope="module")
+def built_pipeline(tmp_path_factory) -> Path:
+    """A DVC repository (no git) with the project's dvc.yaml, stages/ and smoke params.yaml, where
+    ``validate_params`` and ``llink_data`` (the cheapest stage that reads params) are up to date."""
+    repo = tmp_path_factory.mktemp("pipeline") / "repo"
+    (repo / ".dvc").mkdir(parents=True)
+    (repo / ".dvc" / "config").write_text("[core]\n    no_scm = True\n    analytics = false\n")
+    shutil.copy2(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "params.yaml").write_text(yaml.safe_dump(render("smoke", "phase3"), allow_unicode=True, sort_keys=False))
+    done = dvc(repo, "repro", "llink_data")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return repo
+
+
+SHELL = "1k;touch PWNED;echo"
+
+
+def _shell_keys(data: dict) -> None:
+    data["subset"]["tiers"][SHELL] = 10  # subset@<key> runs `python -m stages.subset --tier <key>`
+    data["fetch"]["sources"][SHELL] = data["fetch"]["sources"]["code"]  # fetch@<key>, a stage with no other upstream
+
+
+REPRO_EDITS = {  # edit, the `dvc repro` arguments, what the message must name
+    "unknown key": (lambda d: d["subset"].update(sede=1), ["llink_data"], ["subset.sede: Extra inputs are not permitted"]),
+    "misspelt key no stage lists": (lambda d: d["translate"].update(concurency=2), [],
+                                    ["translate.concurency: Extra inputs are not permitted"]),
+    "shell command in keys": (_shell_keys, [], [f"subset.tiers: Value error, tier {SHELL!r}", f"source id {SHELL!r}"]),
+}
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("fault", REPRO_EDITS)
+def test_dvc_repro_stops_a_bad_params_edit_before_any_stage_command(fault, built_pipeline, tmp_path):
+    """Issue 23 items 2 and 5: DVC tracks only the keys a stage lists ("Data and pipelines are up to date" after
+    a typo) and runs each cmd, params interpolated, through a shell; validate_params reruns on any params.yaml
+    edit, first, and stops the run naming the key before any other stage's command."""
+    edit, targets, named = REPRO_EDITS[fault]
+    repo = tmp_path / "repo"
+    shutil.copytree(built_pipeline, repo)
+    data = yaml.safe_load((repo / "params.yaml").read_text())
+    edit(data)
+    (repo / "params.yaml").write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+    done = dvc(repo, "repro", *targets)
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert all(name in done.stderr for name in named) and "failed to reproduce 'validate_params'" in done.stderr, \
+        done.stderr[-2000:]
+    ran = [line for line in done.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran == ["Running stage 'validate_params':"], ran  # no other stage's command ran
+    assert not list(tmp_path.rglob("PWNED")) and not (ROOT / "PWNED").exists()
 
 
 # --------------------------------------------------------------------------- safetensors, no remote code

@@ -121,3 +121,43 @@ def test_evaluation_sessions_follow_the_published_layout(data):
     run = sessions["condition-5-zh-5k-c4ai-aya-expanse-32b-seed42"]
     assert run.out == "metrics/eval/phase3/conditions/condition-5-zh-5k-c4ai-aya-expanse-32b/seed42"
     assert run.weights == "models/tiny-aya-base/condition-5-zh-5k-c4ai-aya-expanse-32b-seed42"
+
+
+def _first_run(data):
+    return next(iter(data["runs"].values()))
+
+
+# Issue 23 items 4 and 5: every params name that becomes a path component or reaches a shell through
+# dvc.yaml's cmd is one plain name; each edit names its key
+ESCAPES = {
+    "native.lang": (lambda d: d["native"].update(lang="x/../../../t/native-escape"), "native.lang:"),
+    "native.tier": (lambda d: d["native"].update(tier="../5k"), "native.tier:"),
+    "native.fill_from": (lambda d: d["native"].update(fill_from="/etc"), "native.fill_from:"),
+    "grid dataset absolute": (lambda d: d["grid"][0].update(dataset="/tmp/{lang}-{tier}"), "grid.0.dataset:"),
+    "grid run_name with a slash": (lambda d: d["grid"][0].update(run_name="../{lang}-{tier}-{seed}"), "grid.0.run_name:"),
+    "run dataset absolute": (lambda d: _first_run(d).update(dataset="/abs/data"), "runs.condition-1-en-5k-seed42.dataset:"),
+    "package dataset": (lambda d: d["package"]["datasets"].append("../packaged"), "package.datasets:"),
+    "tokenizer dataset": (lambda d: d["base"]["tokenizer_datasets"].append("a/b"), "base.tokenizer_datasets:"),
+    "subset source": (lambda d: d["subset"].update(source="../code"), "subset.source:"),
+    "transpile packs": (lambda d: d["transpile"].update(packs="../../x"), "transpile.packs:"),
+    "transpile tier": (lambda d: d["transpile"]["tiers"].append("5k;id"), "transpile.tiers:"),
+    "translate tier": (lambda d: d["translate"]["tiers"].append("5k\n"), "translate.tiers:"),
+    "translate lead": (lambda d: d["translate"].update(lead_lang="ur\n"), "lead_lang"),
+    "evaluate template": (lambda d: d["evaluate"]["templates"].append("../t"), "evaluate.templates:"),
+    "evaluate session out": (lambda d: d["evaluate"]["sessions"]["baseline"].update(out="/tmp/x"),
+                             "evaluate.sessions.baseline.out:"),
+    "session id": (lambda d: d["evaluate"]["sessions"].update({"a;b": d["evaluate"]["sessions"]["baseline"]}),
+                   "evaluate.sessions:"),
+    "tier key with a shell command": (lambda d: d["subset"]["tiers"].update({"1k;touch PWNED;echo": 10}),
+                                      "subset.tiers:"),
+    "fetch source with a newline": (lambda d: d["fetch"]["sources"].update({"code\n": d["fetch"]["sources"]["code"]}),
+                                    "fetch.sources:"),
+}
+
+
+@pytest.mark.parametrize("edit", ESCAPES)
+def test_names_that_become_paths_or_commands_are_plain(data, edit):
+    mutate, key = ESCAPES[edit]
+    mutate(data)
+    message = error_of(data)
+    assert key in message, message

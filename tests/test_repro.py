@@ -233,3 +233,32 @@ def test_torch_stages_are_estimated_from_their_numerics_dependency(project):
     assert repro_plan.seconds["c"] == repro.ESTIMATED_SECONDS["torch"]
     # c now outweighs b: a's chain runs through c, and all of b, c and d is more work than that chain
     assert repro_plan.priorities(1)["a"] == 4 + 4 + repro.ESTIMATED_SECONDS["torch"] + 4
+
+
+def test_the_params_gate_runs_alone_first_and_a_failure_starts_nothing(project):
+    """Issue 23 item 2: validate_params is upstream of every stage but its stamp never changes, so an edit
+    that reruns it replans only what the edit made stale; when it fails no other stage starts."""
+    gate = ("  validate_params:\n    cmd: python gate.py\n    deps: [gate.py, params.yaml]\n"
+            "    outs: [{out/valid: {cache: false}}]\n")
+    text = (project / "dvc.yaml").read_text().replace("stages:\n", "stages:\n" + gate)
+    (project / "dvc.yaml").write_text(text.replace("deps: [step.py]", "deps: [step.py, out/valid]"))
+    (project / "gate.py").write_text("import pathlib, sys\nif 'bad' in pathlib.Path('params.yaml').read_text():\n"
+                                     "    sys.exit('params.yaml: bad: not a key')\npathlib.Path('out').mkdir(exist_ok=True)\n"
+                                     "pathlib.Path('out/valid').write_text('ok')\n")
+    (project / "params.yaml").write_text("seed: 1\n")
+    first = io.StringIO()
+    assert repro.run(project, jobs=2, out=first) == 0, first.getvalue()
+    assert repro.plan(project).order == []
+
+    (project / "params.yaml").write_text("seed: 2\n")  # a valid edit no stage lists: only the gate reruns
+    assert repro.plan(project).order == ["validate_params", "a", "b", "c", "d", "e"]
+    out = io.StringIO()
+    assert repro.run(project, jobs=2, out=out) == 0
+    assert "validate_params done" in out.getvalue() and "every stage is up to date" in out.getvalue()
+
+    (project / "params.yaml").write_text("bad: 1\n")
+    (project / "out" / "e").unlink()  # e is out of date too, yet must not start
+    out = io.StringIO()
+    assert repro.run(project, jobs=2, out=out) == 1
+    assert "params.yaml: bad: not a key" in out.getvalue() and "failed: validate_params; no other stage started" in out.getvalue()
+    assert "repro: e started" not in out.getvalue() and not (project / "out" / "e").exists()

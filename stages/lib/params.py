@@ -18,19 +18,37 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-LANG_RE = re.compile(r"^[a-z]{2,3}$")
-TIER_RE = re.compile(r"^[0-9]+k$")
+# Every params value that becomes a path component or reaches a shell through dvc.yaml's ``cmd``
+# (run ids, sources, datasets, sessions, folders) must be one plain name: no '/', '..', '.', '@', blank,
+# quote or shell character. Matched with fullmatch, so no trailing newline slips through either.
+RUN_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+LANG_RE = re.compile(r"[a-z]{2,3}")
+TIER_RE = re.compile(r"[0-9]+k")
 
 # The paper profiles' revision for Hub repositories whose commit nobody has chosen yet
 # (the original pinned none); every stage that reads the Hub refuses to run with it.
 UNPINNED = "PIN-ME"
 
 
-def _check_langs(value: list) -> list:
-    for lang in value:
-        if not LANG_RE.match(lang):
+def _check_langs(value: list | str) -> list | str:
+    for lang in [value] if isinstance(value, str) else value:
+        if not LANG_RE.fullmatch(lang):
             raise ValueError(f"language {lang!r} must be an ISO 639 code such as 'zh'")
+    return value
+
+
+def _check_tiers(value: list | str) -> list | str:
+    for tier in [value] if isinstance(value, str) else value:
+        if not TIER_RE.fullmatch(tier):
+            raise ValueError(f"tier {tier!r} must look like '5k'")
+    return value
+
+
+def _check_names(value: list | str | None) -> list | str | None:
+    """Names that become a folder or file name (datasets, packs, benchmarks, templates): one plain name each."""
+    for name in [] if value is None else [value] if isinstance(value, str) else value:
+        if not RUN_ID_RE.fullmatch(name):
+            raise ValueError(f"{name!r} must be a plain name: letters, digits, '-' and '_' (no '/', '.' or spaces)")
     return value
 
 
@@ -125,7 +143,7 @@ class Fetch(Strict):
     @classmethod
     def _source_ids(cls, value: dict) -> dict:
         for key in value:
-            if not RUN_ID_RE.match(key):
+            if not RUN_ID_RE.fullmatch(key):
                 raise ValueError(f"source id {key!r} may hold only letters, digits, '-' and '_'")
         return value
 
@@ -141,11 +159,13 @@ class Subset(Strict):
     test_size: float = Field(default=0.1, gt=0, lt=1)
     tiers: dict[str, int] = Field(min_length=1, description="tier name (the run ids' size label) -> number of files")
 
+    _source = field_validator("source")(_check_names)
+
     @field_validator("tiers")
     @classmethod
     def _tier_names(cls, value: dict) -> dict:
         for key, size in value.items():
-            if not TIER_RE.match(key):
+            if not TIER_RE.fullmatch(key):
                 raise ValueError(f"tier {key!r} must look like '5k'")
             if size <= 1:
                 raise ValueError(f"tier {key!r} needs at least 2 files, got {size}")
@@ -169,6 +189,8 @@ class Transpile(Strict):
     verify_roundtrip: bool = True
 
     _langs = field_validator("langs")(_check_langs)
+    _tiers = field_validator("tiers")(_check_tiers)
+    _packs = field_validator("packs")(_check_names)
 
 
 # --------------------------------------------------------------------------- translate
@@ -226,10 +248,11 @@ class Translate(Strict):
     )
 
     _langs = field_validator("langs")(_check_langs)
+    _tiers = field_validator("tiers")(_check_tiers)
 
     @model_validator(mode="after")
     def _lead(self) -> "Translate":
-        if not LANG_RE.match(self.lead_lang):
+        if not LANG_RE.fullmatch(self.lead_lang):
             raise ValueError(f"lead_lang: {self.lead_lang!r} must be an ISO 639 code such as 'ur'")
         if self.lead_lang in self.langs:
             raise ValueError(f"langs: {self.lead_lang!r} is the lead_lang; list only the languages translated after it")
@@ -265,6 +288,10 @@ class Native(Strict):
     exclude_from: str = Field(description="blend: the dataset folder whose files the fill must not reuse")
     published: Published
 
+    _lang = field_validator("lang")(_check_langs)
+    _tier = field_validator("tier")(_check_tiers)
+    _folders = field_validator("source", "fill_from", "exclude_from")(_check_names)
+
 
 # --------------------------------------------------------------------------- the base model and the packaged datasets
 
@@ -288,6 +315,8 @@ class Base(Strict):
         "evaluation items), so that the smoke base answers in the benchmarks' format",
     )
 
+    _datasets = field_validator("tokenizer_datasets")(_check_names)
+
 
 class Pretrain(Strict):
     """The smoke base's answer-format pre-training (stages/lib/pretrain.py); the items are the
@@ -307,6 +336,8 @@ class Package(Strict):
     """The training datasets: every dataset a run trains on, with token_count and a card."""
 
     datasets: list[str] = Field(min_length=1, description="generated from runs by stages.configure")
+
+    _datasets = field_validator("datasets")(_check_names)
 
 
 # --------------------------------------------------------------------------- training
@@ -377,7 +408,7 @@ class Train(Strict):
     @field_validator("model_name")
     @classmethod
     def _folder(cls, value: str) -> str:
-        if not RUN_ID_RE.match(value) or value == "base":
+        if not RUN_ID_RE.fullmatch(value) or value == "base":
             raise ValueError(f"{value!r} must be a plain folder name under models/ other than 'base'")
         return value
 
@@ -385,7 +416,7 @@ class Train(Strict):
     @classmethod
     def _adapters_dir(cls, value: str) -> str:
         parts = value.split("/")
-        if parts[0] != "models" or len(parts) > 2 or not all(RUN_ID_RE.match(p) for p in parts) or parts[1:] == ["base"]:
+        if parts[0] != "models" or len(parts) > 2 or not all(RUN_ID_RE.fullmatch(p) for p in parts) or parts[1:] == ["base"]:
             raise ValueError(f"{value!r} must be 'models' or 'models/<folder>' (not models/base)")
         return value
 
@@ -434,6 +465,13 @@ class EvalSession(Strict):
     out: str = Field(description="metrics/eval/<phase>/conditions/<condition>/seed<N|none>")
     reparsed: str = Field(description="where the reparse stage writes this session: metrics/reparsed/<the same layout>")
 
+    @field_validator("weights", "out", "reparsed")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if not all(RUN_ID_RE.fullmatch(part) for part in value.split("/")):
+            raise ValueError(f"{value!r} must be a relative path of plain names (no '..', no leading '/')")
+        return value
+
 
 class Evaluate(Strict):
     """Scoring the baseline and every adapter (evaluation-protocol.md 1.1-1.5). The benchmarks
@@ -477,7 +515,14 @@ class Evaluate(Strict):
     )
     sessions: dict[str, EvalSession] = Field(default_factory=dict, description="generated by stages.configure")
 
-    _langs = field_validator("data_langs", "instr_langs")(_check_langs)
+    _langs = field_validator("data_langs", "instr_langs", "anchor_lang")(_check_langs)
+    _names = field_validator("benchmarks", "templates")(_check_names)
+
+    @field_validator("sessions")
+    @classmethod
+    def _session_ids(cls, value: dict) -> dict:
+        _check_names(list(value))
+        return value
 
     @model_validator(mode="after")
     def _phase2_one_wording(self) -> "Evaluate":
@@ -503,6 +548,16 @@ class GridEntry(Strict):
     run_name: str = Field(description="run id template with {lang}, {tier} and {seed}")
     dataset: str = Field(description="training dataset name template with {lang} and {tier}")
 
+    _langs = field_validator("langs")(_check_langs)
+    _tiers = field_validator("tiers")(_check_tiers)
+
+    @field_validator("run_name", "dataset")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        # the placeholders stand for names checked above; what is around them must be a plain name too
+        _check_names(value.replace("{lang}", "x").replace("{tier}", "x").replace("{seed}", "0"))
+        return value
+
 
 class Run(Strict):
     condition: int
@@ -510,6 +565,9 @@ class Run(Strict):
     tier: str
     seed: int
     dataset: str
+
+    _lang = field_validator("data_lang")(_check_langs)
+    _names = field_validator("tier", "dataset")(_check_names)
 
 
 def expand_grid(grid: list[GridEntry]) -> dict[str, Run]:
@@ -732,7 +790,7 @@ class Params(Strict):
     @classmethod
     def _run_ids(cls, value: dict) -> dict:
         for key in value:
-            if not RUN_ID_RE.match(key):
+            if not RUN_ID_RE.fullmatch(key):
                 raise ValueError(f"run id {key!r} may hold only letters, digits, '-' and '_' (no '.' or '@')")
         return value
 
