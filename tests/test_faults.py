@@ -47,6 +47,7 @@ finished work is kept. "Here" means this file.
 | DVC remote unreachable | here ::test_dvc_push_to_an_unreachable_remote_names_it_and_keeps_the_cache |
 | no API key or token in any output, log or dvc.lock | e2e/test_pipeline.py::test_repro_rebuilds_identically_and_then_does_nothing (fake keys over a whole smoke run); test_translate.py::test_the_key_never_appears_in_outputs_logs_or_errors |
 | models and adapters from safetensors only, trust_remote_code off | here ::test_every_model_load_is_safetensors_only_without_remote_code (every ``from_pretrained(`` under stages/), ::test_pickled_weights_are_refused_naming_the_folder, ::test_the_loader_reads_safetensors |
+| this machine computes other float32 bits than the one that built the committed results (a rebuild would not match ``dvc.lock``) | test_numerics.py::test_this_machine_computes_the_committed_bits (as configured and as a larger machine; the message names both machines, or the package versions, and says to pull instead of rebuilding), ::test_a_mismatch_names_the_machine_or_the_versions_and_what_to_do |
 """
 
 from __future__ import annotations
