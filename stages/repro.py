@@ -24,7 +24,8 @@ whether the stage runs, restores from the run-cache or is skipped (through
 ``dvc.lock`` under its repository lock, which it releases while the command runs (the locking
 DVC documents for parallel stages). The bytes are those of ``dvc repro``: the stages' outputs
 do not depend on the order in which independent stages run, nor on the thread count
-(``OMP_NUM_THREADS`` is set to cores / jobs unless already set; stages/lib/numerics.py).
+(``OMP_NUM_THREADS`` is set to cores / jobs unless already set; stages/lib/numerics.py holds MKL, and
+with it ATen, at one thread).
 
 ``validate_params`` (the whole params.yaml against the schema) runs alone first when it is out of date,
 and the plan is made again after it: its stamp never changes, so only what the edit made stale is run,

@@ -18,7 +18,8 @@ first on PATH so each stage's ``python -m stages.<name>`` is this interpreter to
 The second clone runs as a second machine would, as far as one machine can play one: one thread
 (``OMP_NUM_THREADS=1``; the first clone keeps the machine's default) and MKL held to AVX2
 (``MKL_ENABLE_INSTRUCTIONS=AVX2``), so outputs that depend on thread count or instruction set show up
-(stages.lib.numerics pins both away); ``--same-machine`` runs both clones alike. The first clone's
+(stages.lib.numerics pins both away, so this checks that the pins hold; a real second machine is
+checked by tests/test_numerics.py against the hashes committed in tests/data/numerics_hashes.json); ``--same-machine`` runs both clones alike. The first clone's
 git-tracked metric, report and model-inventory files are also compared with the commit itself: the
 committed results must be what HEAD's code rebuilds here.
 
