@@ -215,7 +215,10 @@ class HFBackend(Backend):
     ``generate`` keeps that step's log-probabilities of each prompt (its prefill; the last call's
     only, while prompts x vocabulary x 4 bytes fits ``PREFILL_MEMO_BYTES``: every smoke cell, 64
     prompts of tiny-aya's 262k vocabulary) and ``choose`` runs no second forward over those
-    prompts. The kept values are the bits a separate forward gives (tests/test_evaluate.py)."""
+    prompts. The kept values equal a separate forward's to float32 rounding, not bit for bit: under
+    MKL's COMPATIBLE branch (stages/lib/numerics.py) a product's last bits depend on the batch it is
+    computed in. Both paths are deterministic, so the outputs still rebuild byte for byte
+    (tests/test_evaluate.py)."""
 
     def __init__(self, model, tokenizer, evaluate: Evaluate):
         import torch

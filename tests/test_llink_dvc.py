@@ -43,7 +43,8 @@ def make_project(repo: Path) -> None:
     """The project's llink stages and code, with the smoke params shrunk to a few seconds a stage."""
     shutil.copytree(ROOT / "stages", repo / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    stages = {name: body for name, body in pipeline.items() if name.startswith("llink_")}
+    # the llink stages and the params gate that llink_data waits for
+    stages = {name: body for name, body in pipeline.items() if name.startswith("llink_") or name == "validate_params"}
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     llink = params["llink"]
@@ -60,12 +61,14 @@ def test_llink_stages_under_dvc(tmp_path):
     repo.mkdir()
     make_project(repo)
     first = dvc("repro", "llink_eval", cwd=repo)
-    assert ran(first) == {"llink_data", "llink_features", "llink_stage_a", "llink_stage_b", "llink_direct", "llink_eval"}
+    assert ran(first) == {"validate_params", "llink_data", "llink_features", "llink_stage_a", "llink_stage_b",
+                          "llink_direct", "llink_eval"}
     built = outs_md5(repo)
     assert ran(dvc("repro", "llink_eval", cwd=repo)) == set()
 
     set_margin(repo, 0.25)
-    assert ran(dvc("repro", "llink_eval", cwd=repo)) == {"llink_stage_b", "llink_eval"}
+    # the gate checks every params edit; its stamp does not change, so nothing else reruns through it
+    assert ran(dvc("repro", "llink_eval", cwd=repo)) == {"validate_params", "llink_stage_b", "llink_eval"}
     assert outs_md5(repo) != built
 
     set_margin(repo, 0.5)  # back: Stage B rebuilt for real in a new process (no run-cache), byte for byte
