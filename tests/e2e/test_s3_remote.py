@@ -85,7 +85,6 @@ def origin(tmp_path_factory, endpoint, no_ambient_aws) -> Path:
     (repo / ".gitignore").write_text("/no-training\n")
     git("init", "-q", "-b", "main", cwd=repo)
     dvc("init", "-q", cwd=repo)
-    dvc("config", "core.analytics", "false", cwd=repo)
     dvc("remote", "add", "-d", "team", f"s3://{BUCKET}/language-decoded", cwd=repo)
     configure(repo, endpoint)
     dvc("repro", cwd=repo)
@@ -149,6 +148,16 @@ def test_a_wrong_bucket_is_named_and_nothing_is_touched(origin, endpoint, tmp_pa
     # DVC 3.67 does not name the bucket: it names the output and its hash as missing (README, "Remote storage")
     assert "failed to pull data from the cloud" in done.stderr and f"adapters/{RUN}" in done.stderr, done.stderr
     assert workspace(repo) == before and SECRET not in done.stderr + done.stdout
+
+    # a push to it says the bucket does not exist, and keeps the cache and the workspace
+    dvc("remote", "modify", "--local", "team", "url", f"s3://{BUCKET}/language-decoded", cwd=repo)
+    dvc("pull", f"train@{RUN}", cwd=repo)
+    dvc("remote", "modify", "--local", "team", "url", "s3://no-such-bucket/language-decoded", cwd=repo)
+    before = workspace(repo)
+    done = dvc("push", "--run-cache", cwd=repo, check=False)
+    assert done.returncode != 0
+    assert "NoSuchBucket" in done.stderr and "failed to push data to the cloud" in done.stderr, done.stderr
+    assert workspace(repo) == before
 
 
 def test_missing_credentials_are_named_and_nothing_is_touched(origin, endpoint, tmp_path):
