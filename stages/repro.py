@@ -1,7 +1,15 @@
 """repro: ``dvc repro`` with up to N stages running at once, for a machine with cores to spare.
 
-    python -m stages.repro --jobs 2          # what `dvc repro` does, two stages at a time
-    python -m stages.repro --jobs 2 --dry    # the stages it would run, in order
+    python -m stages.repro --jobs 2                          # what `dvc repro` does, two stages at a time
+    python -m stages.repro --jobs 2 --dry                    # the stages it would run, in order
+    python -m stages.repro train evaluate@baseline           # those stages and what they need, as `dvc repro train ...`
+    python -m stages.repro --force train@<run>               # rerun it although nothing changed
+
+Targets are stage names or foreach groups (``train`` is every ``train@<run>``), as ``dvc repro`` takes them:
+what is planned is the out-of-date stages among the targets and the stages they depend on, plus whatever
+stands downstream of those among them. ``--force`` reruns the targets (every stage without targets) with
+``dvc repro --force``. Each stage's DVC output goes to ``logs/repro/<stage>.log`` (``/`` in a name becomes
+``_``), rewritten when the stage next runs; the folder is printed on stderr at the start.
 
 DVC runs one stage at a time (treeverse/dvc#755). Most of the smoke pipeline's stages are one
 Python process each, whose first 6 s are spent importing torch and transformers on one core, and
@@ -47,8 +55,8 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +68,12 @@ GATES = ("validate_params",)
 # Stages that run torch depend on this file (dvc.yaml); each costs about three plain stages
 TORCH_MARKER = "stages/lib/numerics.py"
 ESTIMATED_SECONDS = {"torch": 12.0, "plain": 4.0}
+# each stage's DVC output, relative to the repository (logs/ is git-ignored)
+LOG_DIR = Path("logs") / "repro"
+
+
+class UnknownTarget(Exception):
+    """A target that is neither a stage nor a foreach group of dvc.yaml."""
 
 
 class Interrupted(Exception):
@@ -94,6 +108,7 @@ class Plan:
     order: list[str]  # the stages to run, in dvc.yaml's (topological) order
     upstream: dict[str, set[str]]  # stage -> the planned stages it depends on
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> its estimated run time
+    forced: frozenset[str] = frozenset()  # the planned stages run with --force
 
     def priorities(self, jobs: int = 1) -> dict[str, float]:
         """Each stage's estimate plus a lower bound on the time the planned stages after it need with
@@ -116,52 +131,77 @@ class Plan:
         return priority
 
 
-def plan(root: Path) -> Plan:
-    """Out-of-date stages and everything downstream of them, with the edges between them."""
+def resolve(stages: Sequence, targets: Sequence[str]) -> list:
+    """The stages each target names: itself, or every item of a foreach group; UnknownTarget otherwise."""
+    chosen = []
+    for target in targets:
+        matches = [s for s in stages if s.addressing == target or s.addressing.startswith(target + "@")]
+        if not matches:
+            raise UnknownTarget(target)
+        chosen += matches
+    return chosen
+
+
+def plan(root: Path, targets: Sequence[str] = (), force: bool = False) -> Plan:
+    """Out-of-date stages (forced ones too) and everything downstream of them, limited to the targets and
+    what they depend on when targets are given, with the edges between them."""
     import networkx as nx
     from dvc.repo import Repo
 
     with contextlib.chdir(root), Repo(".") as repo:  # stage names are relative to the working directory
         graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
-        stale = set(repo.status())
         listed = {stage: index for index, stage in enumerate(repo.index.stages)}
+        chosen = resolve(list(listed), targets) if targets else list(listed)
+        selected = set(chosen).union(*(nx.descendants(graph, s) for s in chosen))  # and what they depend on
+        forced = {s.addressing for s in chosen} if force else set()
+        stale = set(repo.status())
         # upstream first, ties in dvc.yaml's order
         ordered = list(nx.lexicographical_topological_sort(graph.reverse(copy=False), key=listed.get))
         planned = set()
         for stage in ordered:  # upstream first, so one pass reaches every descendant
-            if stage.addressing in stale or any(dep in planned for dep in graph.successors(stage)):
+            if stage in selected and (stage.addressing in stale | forced
+                                      or any(dep in planned for dep in graph.successors(stage))):
                 planned.add(stage)
         order = [stage for stage in ordered if stage in planned]
         upstream = {s.addressing: {d.addressing for d in graph.successors(s) if d in planned} for s in order}
         seconds = {s.addressing: ESTIMATED_SECONDS["torch" if any(str(d.def_path) == TORCH_MARKER for d in s.deps)
                                                    else "plain"] for s in order}
-    return Plan([s.addressing for s in order], upstream, seconds)
+    return Plan([s.addressing for s in order], upstream, seconds, frozenset(forced))
 
 
-def run(root: Path, jobs: int, out=sys.stdout) -> int:
+def command(name: str, work: Plan) -> list[str]:
+    """The ``dvc repro`` of one planned stage, through stages.dvc_fast_lock."""
+    force = ["--force"] if name in work.forced else []
+    return [sys.executable, "-m", "stages.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", *force, name]
+
+
+def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), force: bool = False) -> int:
     """Run the plan with up to ``jobs`` stages at once; 0, or 1 with the failures named."""
     started = time.monotonic()
     env = dict(os.environ)
     # the stages' `python -m stages.<stage>` must find this interpreter, as `dvc repro` from the venv would
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
-    work = plan(root)
+    work = plan(root, targets, force)
     gates = [name for name in work.order if name in GATES]
     for gate in gates:
-        command = [sys.executable, "-m", "stages.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", gate]
-        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+        done = subprocess.run(command(gate, work), cwd=root, env=env, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"repro: {gate} FAILED (exit {done.returncode}); its output:\n{done.stdout}{done.stderr}", file=out)
             print(f"repro: failed: {gate}; no other stage started", file=out)
             return 1
         print(f"repro: {gate} done", file=out, flush=True)
-    if gates:
-        work = plan(root)
+    if gates:  # planned again without them: they have run (a forced one would be planned again)
+        again = plan(root, targets, force)
+        work = Plan([n for n in again.order if n not in GATES],
+                    {n: deps - set(GATES) for n, deps in again.upstream.items() if n not in GATES}, again.seconds, again.forced)
     if not work.order:
         print("repro: every stage is up to date", file=out)
         return 0
     pending, running, done, failed = list(work.order), {}, set(), []
-    logs = Path(tempfile.mkdtemp(prefix="repro-logs-"))
+    logs = root / LOG_DIR
+    logs.mkdir(parents=True, exist_ok=True)
+    print(f"repro: each stage's output goes to {logs.resolve()}/<stage>.log", file=sys.stderr, flush=True)
     print(f"repro: {len(pending)} stages, {jobs} at a time (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})", file=out)
     handlers = {signum: signal.signal(signum, _raise_interrupted) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -198,8 +238,7 @@ def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: lis
                 log = logs / (name.replace("/", "_") + ".log")
                 with log.open("w", encoding="utf-8") as handle:
                     process = subprocess.Popen(  # its own group: a signal reaches DVC and the stage's command
-                        [sys.executable, "-m", "stages.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", name],
-                        cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                        command(name, work), cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
                     )
                 running[name] = (process, log, time.monotonic())
                 print(f"repro: {name} started", file=out, flush=True)
@@ -222,6 +261,11 @@ def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: lis
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.repro", description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help="stages or foreach groups (train, evaluate@baseline) to bring up to date with what they "
+                             "need, as `dvc repro TARGET...` (default: every stage)")
+    parser.add_argument("--force", "-f", action="store_true",
+                        help="rerun the targets (every stage without targets) although nothing changed")
     parser.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="stages at a time (default: cores)")
     parser.add_argument("--dry", action="store_true",
                         help="print the stages that would run, in dependency order, each with its estimated "
@@ -234,8 +278,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if not args.dry:
-            return run(args.root, args.jobs)
-        work = plan(args.root)
+            return run(args.root, args.jobs, targets=args.targets, force=args.force)
+        work = plan(args.root, args.targets, args.force)
+    except UnknownTarget as unknown:
+        print(f"repro: no stage or foreach group named {str(unknown)!r} in {(args.root / 'dvc.yaml').resolve()}", file=sys.stderr)
+        return 1
     except LockError:
         print(f"repro: another DVC process holds the lock of {args.root.resolve()} (a dvc command or another "
               "stages.repro); run this again when it has finished", file=sys.stderr)

@@ -2,6 +2,8 @@
 
 import io
 
+import pytest
+
 from dvc.utils.serialize import _yaml
 
 from stages import dvc_fast_lock
@@ -26,3 +28,22 @@ def test_only_dvc_lock_is_read_by_the_fast_parser(monkeypatch):
     buffer = io.StringIO()
     _yaml._dump(kept, buffer)
     assert buffer.getvalue().startswith("# a comment DVC keeps")
+
+
+def test_an_inactive_patch_is_announced_and_dvc_still_runs(monkeypatch, capsys):
+    monkeypatch.delattr(_yaml, "parse_yaml_for_update")  # DVC moved the function: undone after the test
+    assert dvc_fast_lock.install() is False
+    with pytest.raises(SystemExit) as exited:  # `dvc --version` exits through argparse
+        dvc_fast_lock.main(["--version"])
+    assert exited.value.code in (0, None)
+    captured = capsys.readouterr()
+    assert "3.67.1" in captured.out  # DVC ran, unpatched
+    warning = captured.err.strip().splitlines()
+    assert len(warning) == 1 and "stages.dvc_fast_lock is inactive" in warning[0] and dvc_fast_lock.PATCHED in warning[0]
+
+
+def test_an_active_patch_says_nothing(monkeypatch, capsys):
+    monkeypatch.setattr(_yaml, "parse_yaml_for_update", _yaml.parse_yaml_for_update)
+    with pytest.raises(SystemExit):
+        dvc_fast_lock.main(["--version"])
+    assert capsys.readouterr().err == ""

@@ -262,3 +262,51 @@ def test_the_params_gate_runs_alone_first_and_a_failure_starts_nothing(project):
     assert repro.run(project, jobs=2, out=out) == 1
     assert "params.yaml: bad: not a key" in out.getvalue() and "failed: validate_params; no other stage started" in out.getvalue()
     assert "repro: e started" not in out.getvalue() and not (project / "out" / "e").exists()
+
+
+def test_targets_run_only_what_they_need_and_force_reruns_them(project, capsys):
+    """Issue 22 item 5: targets as `dvc repro` takes them, --force for the targets, logs in logs/repro/."""
+    out = io.StringIO()
+    assert repro.run(project, jobs=2, out=out, targets=["b"]) == 0, out.getvalue()
+    assert (project / "out" / "b").read_text() == "b:a:"
+    assert not any((project / "out" / name).exists() for name in "cde")  # not needed by b
+    assert sorted(p.name for p in (project / repro.LOG_DIR).iterdir()) == ["a.log", "b.log"]
+    assert "Running stage 'b'" in (project / repro.LOG_DIR / "b.log").read_text()
+    assert f"{(project / repro.LOG_DIR).resolve()}/<stage>.log" in capsys.readouterr().err  # announced
+    assert repro.plan(project, ["b"]).order == []
+
+    first = spans(project)
+    out = io.StringIO()
+    assert repro.run(project, jobs=2, out=out, targets=["b"], force=True) == 0, out.getvalue()
+    again = spans(project)
+    assert again["b"] != first["b"] and again["a"] == first["a"]  # the target reran, what it needs did not
+    assert "repro: b started" in out.getvalue() and "repro: a started" not in out.getvalue()
+
+
+GROUP = """\
+  g:
+    foreach: [x, y]
+    do:
+      cmd: python step.py g-${item} out/a
+      deps: [step.py, out/a]
+      outs:
+        - out/g-${item}
+"""
+
+
+def test_a_foreach_group_expands_and_dry_prints_the_targets_plan(project, capsys):
+    (project / "dvc.yaml").write_text(DVC_YAML + GROUP)
+    assert repro.plan(project, ["g"]).order == ["a", "g@x", "g@y"]
+    assert repro.plan(project, ["g@y", "e"]).order == ["a", "e", "g@y"]
+    assert repro.plan(project, ["c"], force=True).forced == {"c"}
+    assert repro.main(["--root", str(project), "--dry", "d"]) == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["a", "b", "c", "d"]
+    assert not (project / "out").exists()  # --dry ran nothing
+
+
+def test_an_unknown_target_is_one_line_naming_it(project, capsys):
+    assert repro.main(["--root", str(project), "--dry", "b", "trian"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no stage or foreach group named 'trian'" in err[0] and "dvc.yaml" in err[0]
+    assert repro.main(["--root", str(project), "trian"]) == 1
+    assert not (project / "out").exists() and not (project / "logs").exists()

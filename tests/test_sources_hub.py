@@ -11,15 +11,14 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach the Hub
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from moto.server import ThreadedMotoServer
 
 from stages.lib.params import HubSource
 from stages.lib.sources import hub
 from stages.lib.sources.hub import get_first, gunzip_or_raw, iter_hub, to_int
+from tests.s3_server import s3_server
 
 BUCKET = "swh-test"
 ROWS = 24
@@ -48,22 +47,14 @@ def write_parquet(path: Path, rows: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def s3_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    client.create_bucket(Bucket=BUCKET)
-    for i in range(1, ROWS + 1):
-        if i != MISSING:
-            data = body(i).encode("utf-8")
-            blob = data if i == RAW else gzip.compress(data)
-            # public, like the Software Heritage bucket: the source reads anonymously
-            client.put_object(Bucket=BUCKET, Key=f"content/blob{i}", Body=blob, ACL="public-read")
-    yield url
-    server.stop()
+    with s3_server(BUCKET) as (url, client):
+        for i in range(1, ROWS + 1):
+            if i != MISSING:
+                data = body(i).encode("utf-8")
+                blob = data if i == RAW else gzip.compress(data)
+                # public, like the Software Heritage bucket: the source reads anonymously
+                client.put_object(Bucket=BUCKET, Key=f"content/blob{i}", Body=blob, ACL="public-read")
+        yield url
 
 
 @pytest.fixture(scope="module")
