@@ -89,3 +89,48 @@ def test_task_yaml_target_is_the_study_gold(name, doc, gold):
     utils = pytest.importorskip("lm_eval.utils")
     common = fmt.common_yaml(export_lm_eval.raw_definition(name), 10)
     assert utils.apply_template(common["doc_to_target"], doc) == gold
+
+
+def session_params(folder):
+    from types import SimpleNamespace
+
+    evaluate = SimpleNamespace(protocol="phase3", templates=["template1"], n_samples=None, batch_size=1, seed=0,
+                               max_new_tokens={"default": 10},
+                               sessions={"baseline": SimpleNamespace(out=str(folder), weights="models/base")})
+    return SimpleNamespace(evaluate=evaluate, runs={}, base=SimpleNamespace(repo="tiny"))
+
+
+def test_a_session_exports_its_prompts_generations_and_picks(tmp_path, repo_root):
+    from pathlib import Path
+
+    from stages.lib import results
+    from stages.lib.benchmarks import load_examples
+
+    benchmark = load_benchmark("xnli")
+    items = load_examples(benchmark, "en", fixtures_dir=repo_root / "fixtures" / "benchmarks", n_samples=3)
+    key = "template1_xnli_data=en_instr=zh"
+    rows = [{**item.row, "raw_output": f"out {i}", "pred": item.gold, "gold": item.gold, "correct": i != 1}
+            for i, item in enumerate(items)]
+    folder = tmp_path / "eval"
+    folder.mkdir()
+    (folder / results.file_name("baseline", None, "results", "template1")).write_text(json.dumps({key: rows}))
+    picks = {key: [items[0].gold, "none of them", items[2].gold]}
+    (folder / results.file_name("baseline", None, "summary_loglik", "template1")).write_text(
+        json.dumps({"predictions": picks}))
+    params = session_params(folder)
+    out = tmp_path / "out"
+    [task] = export_lm_eval.export_session(params, "baseline", out, {("xnli", "en"): items}, {"xnli": benchmark})
+    assert task == "ld_xnli_template1_en_instr_zh"
+    lines = [json.loads(line) for line in (out / "baseline" / f"samples_{task}_{fmt.DATE_ID}.jsonl").open()]
+    assert [line["arguments"]["gen_args_0"]["arg_0"] for line in lines] == [
+        benchmark.render("phase3", "template1", "zh", item.fields) for item in items]
+    assert [line["resps"] for line in lines] == [[["out 0"]], [["out 1"]], [["out 2"]]]
+    body = json.loads((out / "baseline" / f"results_{fmt.DATE_ID}.json").read_text())
+    assert body["results"][task]["acc,none"] == pytest.approx(2 / 3)
+    assert body["results"][task]["acc_loglik,none"] == pytest.approx(2 / 3)
+    assert body["configs"][task]["doc_to_text"].startswith("请阅读")
+
+    rows[0]["premise"] = "another item"  # the rows must be the benchmark's items, in order
+    (folder / results.file_name("baseline", None, "results", "template1")).write_text(json.dumps({key: rows}))
+    with pytest.raises(export_lm_eval.ExportError, match="not the benchmark's item 0"):
+        export_lm_eval.export_session(params, "baseline", out, {("xnli", "en"): items}, {"xnli": benchmark})
