@@ -101,8 +101,6 @@ def session_params(folder):
 
 
 def test_a_session_exports_its_prompts_generations_and_picks(tmp_path, repo_root):
-    from pathlib import Path
-
     from stages.lib import results
     from stages.lib.benchmarks import load_examples
 
