@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-BENCHMARKS = ("sib200", "xnli", "csqa", "belebele")
-BENCH_TITLE = {"sib200": "SIB-200", "xnli": "XNLI", "csqa": "X-CSQA", "belebele": "Belebele"}
-LANGS = ("en", "es", "zh", "ur")  # resource-tier descending, as in the original's figures
+from stages.lib.paper_tables import BENCH_TITLE
+from stages.lib.results_index import BENCHMARKS, LANGS  # LANGS: resource-tier descending, as the original's figures
+
 # Okabe-Ito, colour-blind safe
 LANG_COLOUR = {"en": "#000000", "es": "#E69F00", "zh": "#0072B2", "ur": "#009E73"}
 BENCH_COLOUR = {"sib200": "#D55E00", "xnli": "#0072B2", "csqa": "#009E73", "belebele": "#E69F00"}
