@@ -27,7 +27,8 @@ Writes into OUT (every file deterministic; §3 for the columns):
 - ``analyses/`` the original's four published analyses (stages/lib/analyses.py): ``xnli-label-distributions.tsv``,
   ``sib200-category-accuracy.tsv``, ``correct-via-constant-rates.tsv`` and the comparison framework's
   ``framework_{template,same_language,data_volume}_comparison.tsv`` (Phase 3 only);
-- ``plots/*.png`` (matplotlib, Agg) unless ``--no-plots`` or matplotlib is missing;
+- ``plots/`` the figures as PNG, PDF and SVG plus the TSVs dvc plots reads (stages/lib/figures.py), unless
+  ``--no-plots`` or matplotlib is missing;
 - ``missing.tsv`` what was expected and not found (also on stderr), ``provenance.json`` args and versions.
 
 With a Phase 2 params.yaml (``phase: phase2``) the report reads each session's
@@ -56,7 +57,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib import analyses, paper_tables, phase2_results, stats
+from stages.lib import analyses, figures, paper_tables, phase2_results, stats
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import code_provenance, content_provenance, write_json
 from stages.lib.results_index import (
@@ -435,63 +436,9 @@ def metrics(complete: pd.DataFrame, vs_complete: pd.DataFrame, benchmarks: Seque
 # --- plots ---------------------------------------------------------------------------------------------
 
 
-def write_plots(folder: Path, vs: pd.DataFrame, runs: pd.DataFrame) -> str | None:
-    """Three PNGs; returns why none were written, or None."""
-    try:
-        import matplotlib
-    except ImportError:
-        return "matplotlib is not installed: plots skipped (pin matplotlib to get plots/*.png)"
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    matplotlib.rcParams.update({"svg.hashsalt": "report", "font.size": 8})
-    meta = {"Software": None}  # no version string: the bytes depend on the data only
-    folder.mkdir(parents=True, exist_ok=True)
-    conditions = sorted(vs["condition"].unique(), key=condition_sort)
-    names = [paper_tables.display_name(c) for c in conditions]
-
-    fig, axes = plt.subplots(1, len(BENCHMARKS), figsize=(12, 3.5), sharey=False)
-    for ax, bench in zip(np.atleast_1d(axes), BENCHMARKS):
-        per_seed = vs[vs["benchmark"] == bench].groupby(["condition", "seed"])["delta_rep"].mean() * 100
-        for x, condition in enumerate(conditions):
-            values = per_seed.get(condition, pd.Series(dtype=float)).to_numpy()
-            ax.scatter([x] * len(values), values, s=12)
-            if len(values):
-                ax.hlines(values.mean(), x - 0.3, x + 0.3, color="black", linewidth=1)
-        ax.axhline(0, color="grey", linewidth=0.5)
-        ax.set_title(paper_tables.BENCH_TITLE[bench])
-        ax.set_xticks(range(len(conditions)), names, rotation=90)
-    np.atleast_1d(axes)[0].set_ylabel("refined Δ vs baseline per seed (pp)")
-    fig.tight_layout()
-    fig.savefig(folder / "seed_spread.png", dpi=100, metadata=meta)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(10, 4))
-    width = 0.8 / len(BENCHMARKS)
-    for k, bench in enumerate(BENCHMARKS):
-        means = vs[vs["benchmark"] == bench].groupby("condition")["delta_rep"].mean() * 100
-        ax.bar(np.arange(len(conditions)) + k * width, [means.get(c, np.nan) for c in conditions], width,
-               label=paper_tables.BENCH_TITLE[bench])
-    ax.axhline(0, color="grey", linewidth=0.5)
-    ax.set_xticks(np.arange(len(conditions)) + 0.4 - width / 2, names, rotation=90)
-    ax.set_ylabel("refined Δ vs baseline (pp)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "deltas_vs_baseline.png", dpi=100, metadata=meta)
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for bench in BENCHMARKS:
-        part = runs[runs["benchmark"] == bench]
-        ax.scatter(part["acc_strict"] * 100, part["acc_refined"] * 100, s=6, label=paper_tables.BENCH_TITLE[bench])
-    ax.plot([0, 100], [0, 100], color="grey", linewidth=0.5)
-    ax.set_xlabel("strict accuracy (%)")
-    ax.set_ylabel("refined accuracy (%)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(folder / "strict_vs_refined.png", dpi=100, metadata=meta)
-    plt.close(fig)
-    return None
+def write_plots(folder: Path, vs: pd.DataFrame, runs: pd.DataFrame, sig: pd.DataFrame, vs_all: pd.DataFrame) -> str | None:
+    """The figures (stages/lib/figures.py) in PNG, PDF and SVG; returns why none were written, or None."""
+    return figures.write_figures(folder, vs, runs, sig, conclusion_flips(vs_all))
 
 
 def write_analyses(folder: Path, sessions, runs: pd.DataFrame, *, jobs: int, with_rows: bool) -> None:
@@ -575,7 +522,7 @@ def run_report(args: argparse.Namespace, err=None, into: Path | None = None) -> 
 
     write_analyses(out / "analyses", index.sessions, runs, jobs=args.jobs, with_rows=not args.no_rows)
 
-    plots = None if args.no_plots else write_plots(out / "plots", vs, runs)
+    plots = None if args.no_plots else write_plots(out / "plots", vs, runs, sig, vs_all)
     if plots:
         print(f"report: {plots}", file=err)
 
@@ -683,6 +630,8 @@ def run_phase2_report(args: argparse.Namespace, params, err, into: Path | None =
     write_analyses(out / "analyses", [], runs.iloc[0:0], jobs=1, with_rows=False)
 
     plots = None if args.no_plots else write_phase2_plots(out / "plots", vs, conditions, design)
+    if not args.no_plots:
+        figures.write_plot_data(out / "plots", vs, runs, delta="delta_orig")  # the data dvc plots diff reads
     if plots:
         print(f"report: {plots}", file=err)
 
@@ -725,7 +674,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap CIs")
     parser.add_argument("--bootstrap-resamples", type=int, default=10_000, help="bootstrap resamples per row")
     parser.add_argument("--no-rows", action="store_true", help="skip per-example rows (no McNemar; faster)")
-    parser.add_argument("--no-plots", action="store_true", help="write no PNG plots")
+    parser.add_argument("--no-plots", action="store_true", help="write no figures")
     return parser
 
 

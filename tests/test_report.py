@@ -400,8 +400,14 @@ def test_plots_are_written(tmp_path):
     published = make_published(tmp_path / "p")
     assert report.main(["--published", str(published), "--out", str(tmp_path / "o"), "--jobs", "1",
                         "--bootstrap-resamples", "100"]) == 0
-    assert sorted(p.name for p in (tmp_path / "o" / "plots").glob("*.png")) == [
-        "deltas_vs_baseline.png", "seed_spread.png", "strict_vs_refined.png"]
+    names = {p.name for p in (tmp_path / "o" / "plots").iterdir()}
+    for figure in ("deltas_by_prompt", "strict_vs_refined", "extractor_slopegraph", "cell_scatter", "signflip_slopegraph"):
+        assert {f"{figure}.png", f"{figure}.pdf", f"{figure}.svg"} <= names, figure
+    assert {"seed_spread.tsv", "strict_vs_refined.tsv"} <= names
+    first = {p.name: p.read_bytes() for p in (tmp_path / "o" / "plots").iterdir()}
+    assert report.main(["--published", str(published), "--out", str(tmp_path / "o"), "--jobs", "1",
+                        "--bootstrap-resamples", "100"]) == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "o" / "plots").iterdir()} == first  # byte-identical rerun
 
 
 def test_module_runs_as_a_command(tmp_path):

@@ -198,6 +198,9 @@ def test_plots_are_written(tmp_path):
     assert report.main(["--params", str(phase2_params(tmp_path / "params.yaml")), "--eval-dir", str(tmp_path / "eval"),
                         "--out", str(tmp_path / "o")]) == 0
     assert (tmp_path / "o" / "plots" / "deltas_vs_baseline.png").stat().st_size > 0
+    spread = pd.read_csv(tmp_path / "o" / "plots" / "seed_spread.tsv", sep="\t")  # Phase 3's schema: dvc plots diff
+    assert set(spread["scoring"]) == {"strict"} and len(spread) > 0
+    assert (tmp_path / "o" / "plots" / "strict_vs_refined.tsv").read_text().startswith("condition\tseed\t")
 
 
 def test_two_runs_write_identical_bytes(tmp_path):
