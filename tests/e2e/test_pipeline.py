@@ -119,13 +119,13 @@ def test_repro_rebuilds_identically_and_then_does_nothing(tmp_path, project):
     for name, secret in FAKE_SECRETS.items():
         assert files_holding(project, secret) == [], name
 
-    # a params edit makes exactly its dependent stages stale
+    # a params edit makes exactly its dependent stages stale, and the params gate that checks every edit
     params = (project / "params.yaml").read_text()
     (project / "params.yaml").write_text(params.replace("scope: aware", "scope: unaware"))
     stale = json.loads(dvc("status", "--with-deps", "--json", "package", TRAINED, cwd=project).stdout)
     expected = stages_with_param(project, "transpile.scope")
     assert any(s.startswith("transpile@") for s in expected)
-    assert sorted(stale) == expected
+    assert sorted(stale) == sorted([*expected, "validate_params"])
 
 
 def wait_for_queue(repo: Path, timeout_s: float = 900.0) -> dict[str, str]:
