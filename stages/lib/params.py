@@ -770,6 +770,14 @@ class Llink(Strict):
 # --------------------------------------------------------------------------- the whole file
 
 
+class Reproduction(Strict):
+    """stages/reproduction.py: our report against a published one in the same format. ``published_report``
+    is that folder (e.g. ``reports/published``, which the published-import stages write); null (smoke, and
+    until someone imports the published run) makes the stage write a ``skipped`` status and nothing else."""
+
+    published_report: str | None = None
+
+
 class Params(Strict):
     scale: Literal["smoke", "paper"]
     phase: Literal["phase3", "phase2"]
@@ -785,6 +793,7 @@ class Params(Strict):
     llink: Llink
     grid: list[GridEntry] = Field(min_length=1)
     runs: dict[str, Run] = Field(min_length=1)
+    reproduction: Reproduction = Reproduction()
 
     @field_validator("runs")
     @classmethod
