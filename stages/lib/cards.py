@@ -223,7 +223,7 @@ def render_model_card(manifest: dict, run_configs: dict[str, dict | None], summa
 # --- a dataset card -----------------------------------------------------------------------------------
 
 def dataset_card_data(dataset: str, splits: list[str], rows: int, data_lang: str, licenses: list[str],
-                      source: dict) -> DatasetCardData:
+                      source: dict, smoke: bool = False) -> DatasetCardData:
     hub_licenses = sorted({HUB_LICENSES.get(name, "other") for name in licenses}) or ["other"]
     return DatasetCardData(
         pretty_name=dataset,
@@ -232,7 +232,7 @@ def dataset_card_data(dataset: str, splits: list[str], rows: int, data_lang: str
         size_categories=[size_category(rows)],
         source_datasets=[source["corpus"]] if is_hub_corpus(source) else ["original"],
         task_categories=[PIPELINE_TAG],
-        tags=["code", "python", "language-decoded"],
+        tags=["code", "python", "language-decoded"] + ([SMOKE_TAG] if smoke else []),
         configs=[{"config_name": dataset,
                   "data_files": [{"split": split, "path": f"{split}-00000-of-00001.parquet"} for split in splits]}],
     )
