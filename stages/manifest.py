@@ -169,6 +169,9 @@ def write_model_card(manifest: dict, models_dir: Path, train_metrics: Path, repo
     run_configs, summaries = {}, {}
     for a in manifest["adapters"]:
         run_configs[a["run_id"]] = read_json(models_dir / a["path"] / "run_config.json") if a["origin"] == "trained" else None
+        lacking = [k for k in ("train", "derived") if run_configs[a["run_id"]] and k not in run_configs[a["run_id"]]["params"]]
+        if lacking:
+            raise ManifestError(f"{models_dir / a['path'] / 'run_config.json'}: no params.{lacking[0]} (not written by train?)")
         summaries[a["run_id"]] = read_json(train_metrics / a["run_id"] / "summary.json") if a["origin"] == "trained" else None
     text = cards.render_model_card(manifest, run_configs, summaries, read_json(report_metrics))
     (models_dir / "README.md").write_text(text, encoding="utf-8")

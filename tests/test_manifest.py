@@ -194,3 +194,11 @@ def test_phase2_and_imported_cards(tmp_path):
     write_model_card(build_manifest(params, imported), imported, tmp_path / "none", tmp_path / "none.json")
     text = ModelCard.load(imported / "README.md").text
     assert "No adapter was trained here" in text and f"imported from legesher/language-decoded-lora@{'a' * 40}" in text
+
+
+def test_a_run_config_train_did_not_write_is_named(tmp_path):
+    params = params_for()
+    for run_id in params.runs:
+        fake_adapter(tmp_path / "tiny-aya-base" / run_id, run_id)  # run_config.json without params.train
+    with pytest.raises(ManifestError, match="condition-1-en-5k-seed42/run_config.json: no params.train"):
+        write_model_card(build_manifest(params, tmp_path), tmp_path, tmp_path / "m", tmp_path / "r.json")
