@@ -7,8 +7,8 @@ Reads ``reports/cells.tsv`` and ``reports/tables/*.csv`` (ours) and the same fil
 ``reproduction.published_report`` names (theirs: ``python -m stages.report --published DIR`` of the
 published experiments). Writes ``reports/reproduction/``:
 
-- ``cells.tsv``: per condition × benchmark × data × instr, our refined accuracy and seeds, the published
-  ones, the difference in pp, and whether ours lies within the published ±2 sd (three seeds; ``n/a``
+- ``cells.tsv``: per condition × benchmark × data × instr, our accuracy (``reproduction.scoring``: refined,
+  or strict for Phase 2, which has no refined scores) and seeds, the published ones, the difference in pp, and whether ours lies within the published ±2 sd (three seeds; ``n/a``
   with the reason otherwise) (stages/lib/reproduction.py);
 - ``tables.tsv``: every numeric cell of the 22 paper tables, ours beside theirs;
 - ``README.md``: the summary (counts within the spread, per table agreement within ±0.1 pp);
@@ -36,14 +36,14 @@ def skip(out: Path, reason: str) -> None:
                                    encoding="utf-8")
 
 
-def run(ours: Path, theirs: Path, out: Path) -> dict:
-    cells, tables = reproduction.compare_reports(ours, theirs)
+def run(ours: Path, theirs: Path, out: Path, scoring: str = "refined") -> dict:
+    cells, tables = reproduction.compare_reports(ours, theirs, scoring)
     reproduction.write_tsv(out / "cells.tsv", reproduction.CELL_COLUMNS, cells)
     reproduction.write_tsv(out / "tables.tsv", reproduction.TABLE_COLUMNS, tables)
-    (out / "README.md").write_text(reproduction.summary_markdown(cells, tables, ours.as_posix(), theirs.as_posix()),
-                                   encoding="utf-8")
+    summary = reproduction.summary_markdown(cells, tables, ours.as_posix(), theirs.as_posix(), scoring=scoring)
+    (out / "README.md").write_text(summary, encoding="utf-8")
     status = {
-        "status": "compared", "ours": ours.as_posix(), "published": theirs.as_posix(),
+        "status": "compared", "ours": ours.as_posix(), "published": theirs.as_posix(), "scoring": scoring,
         "cells": {v: sum(r["within_spread"] == v for r in cells) for v in ("yes", "no", "n/a")},
         "table_cells_agree": sum(r["agree"] == "yes" for r in tables),
         "table_cells_compared": sum(r["agree"] != "n/a" for r in tables),
@@ -58,12 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ours", type=Path, default=Path("reports"), help="our report folder")
     parser.add_argument("--published", type=Path, default=None, help="a published report folder (default: params)")
     parser.add_argument("--out", type=Path, default=Path("reports/reproduction"))
+    parser.add_argument("--scoring", choices=sorted(reproduction.SCORING_COLUMNS), default=None,
+                        help="the accuracy compared (default: params reproduction.scoring)")
     args = parser.parse_args(argv)
     try:
-        published = args.published
-        if published is None:
-            setting = load_params(args.params).reproduction.published_report
-            published = Path(setting) if setting else None
+        published, scoring = args.published, args.scoring
+        if published is None or scoring is None:
+            settings = load_params(args.params).reproduction
+            published = published or (Path(settings.published_report) if settings.published_report else None)
+            scoring = scoring or settings.scoring
         if args.out.exists():
             shutil.rmtree(args.out)  # a stale tables.tsv must not outlive a skip
         args.out.mkdir(parents=True)
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             skip(args.out, reason)
             print(f"reproduction: skipped: {reason}")
             return 0
-        status = run(args.ours, published, args.out)
+        status = run(args.ours, published, args.out, scoring)
     except (reproduction.ReproductionError, ParamsError, OSError) as error:
         print(f"reproduction: {error}", file=sys.stderr)
         return 2

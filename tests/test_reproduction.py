@@ -133,3 +133,24 @@ def test_a_bad_report_is_named(published, tmp_path, capsys):
     assert f"{ours / 'cells.tsv'}: row 6: repar_acc 'abc'" in capsys.readouterr().err
     assert stage.main(["--ours", str(tmp_path / "nowhere"), "--published", str(published), "--out", str(tmp_path / "o")]) == 2
     assert "no such report folder" in capsys.readouterr().err
+
+
+def test_strict_scoring_for_reports_without_refined_scores(published, tmp_path, capsys):
+    """Phase 2's report leaves repar_acc empty: refined finds nothing (and says why), strict compares orig_acc."""
+    ours = tmp_path / "ours"
+    shutil.copytree(published, ours)
+    rows = read_tsv(ours / "cells.tsv")
+    for r in rows:
+        r["repar_acc"] = ""
+    write_tsv(ours / "cells.tsv", rows)
+    args = ["--ours", str(ours), "--published", str(ours), "--out", str(tmp_path / "o")]
+    assert stage.main(args + ["--scoring", "refined"]) == 2
+    assert "no refined accuracy in any row (a Phase 2 report has strict scores only)" in capsys.readouterr().err
+    assert stage.main(args + ["--scoring", "strict"]) == 0
+    strict = read_tsv(tmp_path / "o" / "cells.tsv")
+    expected = reproduction.seed_accuracies(published / "cells.tsv", "strict")
+    first = strict[0]
+    key = tuple(first[k] for k in reproduction.CELL_KEY)
+    assert float(first["ours_acc"]) == pytest.approx(statistics.fmean(expected[key].values()), abs=1e-4)
+    assert json.loads((tmp_path / "o" / "status.json").read_text())["scoring"] == "strict"
+    assert "the strict extractor's" in (tmp_path / "o" / "README.md").read_text()

@@ -776,6 +776,8 @@ class Reproduction(Strict):
     until someone imports the published run) makes the stage write a ``skipped`` status and nothing else."""
 
     published_report: str | None = None
+    scoring: Literal["refined", "strict"] = Field(
+        default="refined", description="the accuracy compared: refined (Phase 3, the paper's), strict (Phase 2 has no other)")
 
 
 class Params(Strict):
