@@ -410,7 +410,8 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
     if evaluate.backend == "served":
         model = ServedModel(evaluate.served, model_name(evaluate.served, session.id, session.adapter))
         probe = "The answer is"
-        model.check(probe, Backend(tokenizer, evaluate).encode([probe])[0], evaluate.loglik)
+        loglik = evaluate.loglik and any(load_benchmark(name).choices for name in evaluate.benchmarks)
+        model.check(probe, Backend(tokenizer, evaluate).encode([probe])[0], loglik)
         return ServedBackend(model, tokenizer, evaluate)
     if evaluate.backend == "vllm":
         adapter = models_dir / session.adapter if session.adapter else None
