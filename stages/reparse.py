@@ -40,59 +40,21 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Iterable, Sequence, TextIO
 
 from stages.lib import extractors, results
 from stages.lib.provenance import code_provenance, write_provenance
+from stages.lib.reparse_core import (  # noqa: F401 - the pure core, re-exported for callers of stages.reparse
+    CELL_KEY, DEFAULT_EXTRACTOR, DELTA_EPSILON, SUMMARY_KEYS, Cell, CellScore, ReparseError, _reparse, cell_delta,
+    extractor_provenance, load_results, parse_cell_key, reparse_results, score_cell,
+)
 
-DEFAULT_EXTRACTOR = "refined"
-DELTA_EPSILON = 1e-9  # a cell is "changed" when |Δacc| or |Δfail| exceeds this
-SUMMARY_KEYS = ("summary", "parse_failure_rates")
-
-CELL_KEY = results.CELL_KEY
 RESULTS_NAME = results.RESULTS_NAME
 dumps = results.dumps
 write_atomic = results.write_atomic
-
-
-class ReparseError(ValueError):
-    """Bad input; the message says where (file, cell, row)."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    key: str
-    template: str
-    benchmark: str
-    data_lang: str
-    instr_lang: str
-
-
-@dataclass(frozen=True)
-class CellScore:
-    n: int
-    correct: int
-    failures: int
-
-    @property
-    def acc(self) -> float:
-        return self.correct / self.n
-
-    @property
-    def fail(self) -> float:
-        return self.failures / self.n
-
-
-def parse_cell_key(key: str) -> Cell:
-    match = CELL_KEY.match(key)
-    if not match:
-        raise ReparseError(f"unknown cell key {key!r} (expected template<N>_<xnli|csqa|sib200|belebele>_data=<ll>_instr=<ll>)")
-    return Cell(key, *match.groups())
 
 
 def reparsed_path(results_path: Path | str, out_dir: Path | str | None = None) -> Path:
@@ -104,151 +66,6 @@ def reparsed_path(results_path: Path | str, out_dir: Path | str | None = None) -
         raise ReparseError("not a results file: the name must end in _results_<template>.json")
     name = f"{match['stem']}_summary_reparsed_{match['template']}.json"
     return Path(out_dir) / name if out_dir is not None else results_path.with_name(name)
-
-
-def score_cell(cell: Cell, rows: Any, extractor: extractors.Extractor) -> CellScore:
-    """Counts of one cell; a None prediction is a failure and wrong, as in the original."""
-    if not isinstance(rows, list):
-        raise ReparseError(f"cell {cell.key!r}: expected a list of rows, got {type(rows).__name__}")
-    if not rows:
-        raise ReparseError(f"cell {cell.key!r}: no rows")
-    memo: dict[str, str | None] = {}  # raw outputs repeat a lot; the extractors are pure
-    correct = failures = 0
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise ReparseError(f"cell {cell.key!r} row {index}: expected an object, got {type(row).__name__}")
-        for field in ("raw_output", "gold"):
-            if field not in row:
-                raise ReparseError(f"cell {cell.key!r} row {index}: missing {field!r}")
-        raw = row["raw_output"]
-        if not isinstance(raw, str):
-            raise ReparseError(f"cell {cell.key!r} row {index}: raw_output is {type(raw).__name__}, not a string")
-        if raw in memo:
-            pred = memo[raw]
-        else:
-            pred = memo[raw] = extractor(raw)
-        if pred is None:
-            failures += 1
-        elif pred == row["gold"]:
-            correct += 1
-    return CellScore(len(rows), correct, failures)
-
-
-def extractor_provenance(extractor_name: str, benchmarks: Iterable[str], repo_head: str | None) -> dict:
-    record = {
-        "source_path": Path(extractors.__file__).name,  # basename: no machine path in outputs
-        "content_sha256": extractors.source_sha256(),
-        "extractor": extractor_name,
-        "extractor_versions": {b: extractors.get_extractor(extractor_name, b).version for b in benchmarks},
-    }
-    if repo_head:
-        record["repo_head_commit"] = repo_head
-    return record
-
-
-def reparse_results(
-    results: Any,
-    source_name: str,
-    *,
-    extractor_name: str = DEFAULT_EXTRACTOR,
-    reparsed_at: str | None = None,
-    repo_head: str | None = None,
-) -> dict:
-    """The ``_summary_reparsed_`` body for one parsed ``_results_`` file.
-
-    Pure: the time and the commit come in as arguments, so equal inputs give equal outputs.
-    Raises :class:`ReparseError` naming ``source_name`` and the cell/row at fault.
-    """
-    try:
-        return _reparse(results, source_name, extractor_name, reparsed_at, repo_head)
-    except ReparseError as error:
-        raise ReparseError(f"{source_name}: {error}") from None
-
-
-def _reparse(results: Any, source_name: str, extractor_name: str, reparsed_at: str | None, repo_head: str | None) -> dict:
-    if not isinstance(results, dict):
-        raise ReparseError(f"expected a JSON object at the top level, got {type(results).__name__}")
-    old_summary = _mapping(results, "summary")
-    old_fail_rates = _mapping(results, "parse_failure_rates")
-
-    summary: dict[str, float | int] = {}
-    fail_rates: dict[str, float] = {}
-    deltas: dict[str, dict] = {}
-    benchmarks: set[str] = set()
-    for key, rows in results.items():
-        if key in SUMMARY_KEYS:
-            continue
-        cell = parse_cell_key(key)
-        try:
-            extractor = extractors.get_extractor(extractor_name, cell.benchmark)
-        except KeyError as error:
-            raise ReparseError(f"cell {key!r}: {error.args[0]}") from None
-        score = score_cell(cell, rows, extractor)
-        benchmarks.add(cell.benchmark)
-        summary[f"{key}_acc"] = score.acc
-        summary[f"{key}_count"] = score.n
-        summary[f"{key}_correct"] = score.correct
-        fail_rates[key] = score.fail
-        old_acc = _old_value(old_summary, f"{key}_acc", "summary")
-        old_fail = _old_value(old_fail_rates, key, "parse_failure_rates")
-        delta = cell_delta(old_acc, score.acc, old_fail, score.fail)
-        if delta is not None:
-            deltas[key] = delta
-    if not summary:
-        raise ReparseError("no cells: a results file holds at least one template<N>_<benchmark>_data=.._instr=.. list of rows")
-
-    return {
-        "summary": summary,
-        "parse_failure_rates": fail_rates,
-        "reparse_metadata": {
-            "reparsed_at": reparsed_at,
-            "original_results_filename": source_name,
-            "extractors_applied": sorted(benchmarks),
-            "extractor_provenance": extractor_provenance(extractor_name, sorted(benchmarks), repo_head),
-            "cells_changed": len(deltas),
-            "delta_per_cell": deltas,
-        },
-    }
-
-
-def _mapping(results: dict, key: str) -> dict:
-    value = results.get(key, {})
-    if not isinstance(value, dict):
-        raise ReparseError(f"{key!r} must be an object, got {type(value).__name__}")
-    return value
-
-
-def _old_value(mapping: dict, key: str, where: str) -> float | None:
-    value = mapping.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ReparseError(f"{where}[{key!r}] is {value!r}, not a number")
-    return value
-
-
-def cell_delta(old_acc: float | None, new_acc: float, old_fail: float | None, new_fail: float) -> dict | None:
-    """The ``delta_per_cell`` entry, or None when neither moved by more than 1e-9.
-
-    A missing old value counts as 0 in the delta but is written as null, as the original did.
-    """
-    delta_acc = new_acc - (old_acc or 0)
-    delta_fail = new_fail - (old_fail or 0)
-    if abs(delta_acc) <= DELTA_EPSILON and abs(delta_fail) <= DELTA_EPSILON:
-        return None
-    return {
-        "old_acc": old_acc,
-        "new_acc": new_acc,
-        "delta_acc": delta_acc,
-        "old_fail": old_fail,
-        "new_fail": new_fail,
-        "delta_fail": delta_fail,
-    }
-
-
-def load_results(path: Path) -> Any:
-    try:
-        return results.read_json(path)
-    except results.ResultsFileError as error:
-        raise ReparseError(str(error)) from None
 
 
 def repo_head_commit() -> str | None:
