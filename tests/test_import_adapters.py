@@ -71,7 +71,7 @@ def test_imports_into_the_cards_layout(hub, tmp_path):
 def test_download_boundary_gets_the_pinned_revision_and_patterns(hub, tmp_path, monkeypatch):
     calls = []
 
-    def fake_download(repo, revision, patterns):
+    def fake_download(repo, revision, patterns, cache_dir=None):
         calls.append((repo, revision, patterns))
         return hub
 

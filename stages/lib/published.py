@@ -15,6 +15,7 @@ A stage that is disabled (``published.enabled: false``, the smoke default) write
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -97,15 +98,16 @@ def write_skipped(out: Path, stage: str, reason: str, command: str) -> None:
     write_json(out / STATUS, {"stage": stage, "status": "skipped", "reason": reason, "to_run": command})
 
 
+def status(folder: Path) -> dict:
+    """An import stage's ``status.json`` (empty when there is none: a folder not written by a stage)."""
+    path = folder / STATUS
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
 def skipped_reason(folder: Path) -> str | None:
     """The reason an upstream import stage skipped, or None when it imported."""
-    status = folder / STATUS
-    if not status.is_file():
-        return None
-    import json
-
-    record = json.loads(status.read_text(encoding="utf-8"))
-    return record["reason"] if record.get("status") == "skipped" else None
+    record = status(folder)
+    return record.get("reason", "no reason given") if record.get("status") == "skipped" else None
 
 
 def write_cache(cache_dir: Path, repo: str, repo_type: str, commit: str, files: dict[str, bytes]) -> Path:
