@@ -35,7 +35,7 @@ from stages.lib.provenance import write_json
 STAGE = "import_published"
 REPO_TYPE = "dataset"
 TO_RUN = "set published.enabled: true and published.experiments.revision in params.yaml, then " \
-         "`dvc repro reports/published`"
+         "`dvc repro report_published`"
 
 
 def import_experiments(repo: str, revision: str, out: Path, cache_dir: Path | None = None,
