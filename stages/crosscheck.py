@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -38,7 +37,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from stages.lib import analyses, synthetic_published
-from stages.lib.paper_facts import tex_tables  # noqa: F401 - the parser moved to lib; tests call it from here
+from stages.lib.paper_facts import tex_tables
 
 SCRIPTS = ("reparse_results.py", "build_comparison.py", "build_vs_baseline.py", "build_phase3_tables.py",
            "build_significance.py", "build_xnli_label_bias.py", "build_sib200_category_breakdown.py",

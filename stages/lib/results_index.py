@@ -33,8 +33,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib import extractors, results
-from stages.lib import reparse_core
+from stages.lib import extractors, reparse_core, results
 
 KINDS = ("results", "summary", "summary_reparsed", "summary_loglik")
 FILE_NAME = re.compile(
