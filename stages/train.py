@@ -115,8 +115,8 @@ from stages.lib.fingerprint import code_fingerprint
 from stages.lib.loading import load_causal_lm
 from stages.lib.numerics import cpu_numerics
 from stages.lib.paths import safe_join
-from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.progress import progress_enabled, stage_logger
+from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
 from stages.lib.train_log import loss_curve_callback
 

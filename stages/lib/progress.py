@@ -31,9 +31,6 @@ def progress_enabled(stream=None) -> bool:
 class _CurrentStderr(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at each message (pytest's capture swaps it per test)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property
     def stream(self):
         return sys.stderr
