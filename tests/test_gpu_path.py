@@ -227,3 +227,37 @@ def test_vllm_lora_rank_out_of_range_names_the_file(tmp_path):
 
 def test_evaluation_provenance_names_bitsandbytes_and_accelerate():
     assert {"bitsandbytes", "accelerate"} <= set(ev.EVAL_PACKAGES)
+
+
+# --------------------------------------------------------------------------- 7. LLINK's device
+
+
+def test_llink_has_a_device_cuda_at_paper_scale():
+    import contextlib
+
+    import torch
+
+    from stages.lib.llink.run import device_scope
+
+    assert parse_params(render("smoke", "phase3")).llink.device == "cpu"
+    assert parse_params(render("paper", "phase3")).llink.device == "cuda"
+    assert isinstance(device_scope("cpu"), contextlib.nullcontext)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="llink.device is 'cuda' but torch sees no CUDA GPU"):
+            device_scope("cuda")
+
+
+def test_llink_stages_create_their_tensors_on_the_default_device():
+    """What llink.device relies on: under torch.device(...) factories and modules land there, a CPU generator
+    still drives randperm, and the backbones follow the default device (meta stands in for cuda here)."""
+    import torch
+
+    from stages.lib.llink.projector import TeacherQueue
+
+    with torch.device("meta"):
+        assert TeacherQueue(4, 3).buffer.device.type == "meta"
+        generator = torch.Generator().manual_seed(0)
+        assert torch.randperm(5, generator=generator, device="cpu").device.type == "cpu"
+        assert torch.get_default_device().type == "meta"
+    source = Path("stages/lib/llink/backbones.py").read_text(encoding="utf-8")
+    assert source.count("model.to(torch.get_default_device())") == 2

@@ -767,6 +767,10 @@ class Llink(Strict):
 
     k_slots: int = Field(default=8, gt=0)
     threads: int = Field(default=1, gt=0, description="torch threads: a fixed count, so reruns write the same bytes")
+    device: Literal["cpu", "cuda"] = Field(
+        default="cpu", description="where the llink stages run torch: cpu (smoke, byte-identical reruns) or cuda "
+        "(paper: Llama-3.2-1B for 20k + 939 steps; GPU kernels are not bit-exact)",
+    )
     data: LlinkData
     backbones: LlinkBackbones
     stage_a: LlinkStageA
