@@ -11,8 +11,11 @@ layers of width 64, the sliding/full attention pattern kept) initialised under a
 seed, and a byte-level BPE tokenizer with the Cohere pipeline (NFC, single digits,
 byte-level) trained with ``tokenizers`` on the ``code`` column of the datasets' train
 splits, read in the order given. Both are saved with ``save_pretrained`` (safetensors),
-so ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained`` load
-either base through one code path, with ``trust_remote_code=False``.
+so ``AutoModelForCausalLM.from_pretrained`` and ``stages.lib.loading.load_tokenizer`` (the
+file's own pipeline) load either base through one code path, with ``trust_remote_code=False``.
+At paper scale this stage copies the repo's ``tokenizer.json`` and ``tokenizer_config.json`` byte for byte
+out of the Hugging Face cache: re-saving them through ``AutoTokenizer`` (``CohereTokenizer`` in
+transformers 5.17) would replace tiny-aya's pre-tokeniser, which groups digits in threes.
 
 The same inputs write byte-identical files. BPE training in ``tokenizers`` has no
 randomness: word counts are summed (the order of the parallel reduction does not change
