@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # before torch: the dry check never touches a GPU
+    else:
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")  # one GPU, as stages.train pins it
     missing = missing_modules()
     if missing:
         print(f"gpu_check: missing modules {', '.join(missing)} (pip install -e '.[gpu]' or their wheels)", file=sys.stderr)

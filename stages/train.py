@@ -380,7 +380,7 @@ def import_unsloth():
 
 
 def unsloth_load_kwargs(train: Train, base: Base, base_dir: Path) -> dict:
-    """``FastModel.from_pretrained``'s arguments (read against unsloth 2026.10.9, models/loader.py and vision.py):
+    """``FastModel.from_pretrained``'s arguments but the safety flags (read against unsloth 2026.10.9, models/loader.py and vision.py):
 
     - ``dtype``: without it Unsloth loads bfloat16 on any bf16-capable GPU (vision.py: ``dtype = float16 if
       not SUPPORTS_BFLOAT16 else bfloat16``) and uses it as the NF4 compute dtype, under our fp16 autocast;
@@ -398,8 +398,6 @@ def unsloth_load_kwargs(train: Train, base: Base, base_dir: Path) -> dict:
         "load_in_4bit": train.load_in_4bit,
         "full_finetuning": False,
         "use_exact_model_name": True,
-        "trust_remote_code": False,
-        "use_safetensors": True,
         **kwargs,
     }
 
@@ -410,7 +408,9 @@ def load_unsloth(train: Train, base: Base, base_dir: Path, seed: int):
     from transformers import set_seed
 
     set_seed(seed)
-    model, _ = FastModel.from_pretrained(**unsloth_load_kwargs(train, base, base_dir))
+    model, _ = FastModel.from_pretrained(
+        **unsloth_load_kwargs(train, base, base_dir), trust_remote_code=False, use_safetensors=True
+    )
     return FastModel.get_peft_model(
         model,
         r=train.lora.r,
@@ -559,8 +559,7 @@ def train_run(
     Under torchrun (``train.processes`` > 1) every rank trains its share of each global batch
     and only rank 0 writes; the other ranks return None.
     """
-    check_world(train)
-    pin_one_device(train)
+    check_world(train)  # one GPU per process: main() pins it (pin_one_device), check_global_batch verifies it
     if train.backend == "unsloth":
         import_unsloth()  # before transformers: Unsloth patches it on import and warns when it comes second
     rank = distributed_rank()[0]
