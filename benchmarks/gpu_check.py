@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--base", type=Path, help="an existing smoke base (models/base); default: build one")
     parser.add_argument("--rows", type=int, default=54, help="training files (54: the smoke 5k split, 4 steps)")
-    parser.add_argument("--pretrain-steps", type=int, default=100)
+    parser.add_argument("--pretrain-steps", type=int, default=30,
+                        help="CPU pre-training steps of a fresh base (the CPU dry check on 2 busy cores took 20 min at 100)")
     parser.add_argument("--n-samples", type=int, default=8, help="evaluation items per benchmark and language")
     parser.add_argument("--work", type=Path, help="keep the base, adapter and outputs here (default: a temp folder)")
     args = parser.parse_args(argv)

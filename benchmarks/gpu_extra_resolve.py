@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--python", default=default_python(), help="a Python 3.12 interpreter (default: python3.12)")
     parser.add_argument("--extras", default="gpu", help="comma-separated extras (default: gpu)")
-    parser.add_argument("--timeout", type=int, default=900)
+    parser.add_argument("--timeout", type=int, default=3600,
+                        help="seconds; pip 23.2 downloads whole wheels to read them (torch 527 MB, CUDA libraries): "
+                        "about 20 min here, far less with a pip that reads PyPI's metadata files")
     args = parser.parse_args(argv)
     env = {**os.environ, "PIP_CONSTRAINT": "", "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.12.1"),
            "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
