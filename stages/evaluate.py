@@ -73,14 +73,16 @@ from typing import Iterable, Sequence
 import yaml
 
 from stages.lib import extractors, results
-from stages.lib.loading import load_adapter, load_causal_lm, require_safetensors
+from stages.lib.loading import load_adapter, load_causal_lm, load_tokenizer, nf4_config, require_safetensors
 from stages.lib.fingerprint import code_fingerprint
 from stages.lib.benchmarks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
 from stages.lib.params import Base, Evaluate, ParamsError, Params, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.served import ServedError, ServedModel, model_name
 
-EVAL_PACKAGES = ("datasets", "peft", "safetensors", "tokenizers", "torch", "transformers", "vllm")
+EVAL_PACKAGES = (
+    "accelerate", "bitsandbytes", "datasets", "peft", "safetensors", "tokenizers", "torch", "transformers", "vllm",
+)
 RESUME_ROOT = Path("logs/eval-resume")
 
 
@@ -333,10 +335,46 @@ class HFBackend(Backend):
         return scores
 
 
+# vLLM 0.32's allowed max_lora_rank values (vllm/config/lora.py, MaxLoRARanks)
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def vllm_lora_rank(adapter_path: Path | None) -> int:
+    """The adapter's own rank (``r``, or the largest of ``rank_pattern``) from its adapter_config.json,
+    rounded up to the next rank vLLM accepts; 16 (vLLM's default) without an adapter."""
+    if adapter_path is None:
+        return 16
+    path = adapter_path / "adapter_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise EvaluateError(f"{path}: cannot read the adapter's rank ({error})") from None
+    rank = max([int(config.get("r") or 0), *(int(r) for r in (config.get("rank_pattern") or {}).values())])
+    fitting = [allowed for allowed in VLLM_LORA_RANKS if allowed >= rank]
+    if rank < 1 or not fitting:
+        raise EvaluateError(f"{path}: LoRA rank {rank} is outside what vLLM accepts ({VLLM_LORA_RANKS})")
+    return fitting[0]
+
+
+def import_vllm():
+    """``vllm`` in this process, or a clear error: vLLM 0.27.1-0.32.0 pin torch 2.13 but need numpy < 2.4 on
+    Python <= 3.12 (mistral_common), so it does not install beside the project's pins."""
+    try:
+        import vllm
+    except ImportError as error:
+        raise EvaluateError(
+            f"evaluate.backend vllm: cannot import vllm ({error}). vLLM does not install beside this project's "
+            "pins (numpy 2.4 against mistral_common's numpy<2.4); serve the model from vLLM's own environment "
+            "(`vllm serve ... --enable-lora`) and evaluate through the served backend (README, paper recipe)"
+        ) from None
+    return vllm
+
+
 class VLLMBackend(Backend):
     """vLLM with the adapter as a LoRA request; the same pre-tokenised, truncated prompts."""
 
-    def __init__(self, source: str, revision: str | None, tokenizer, evaluate: Evaluate, adapter_path: Path | None, rank: int):
+    def __init__(self, source: str, revision: str | None, tokenizer, evaluate: Evaluate, adapter_path: Path | None):
+        import_vllm()
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
@@ -349,7 +387,7 @@ class VLLMBackend(Backend):
             seed=evaluate.seed,
             max_model_len=evaluate.max_length + max(evaluate.max_new_tokens.values()) + 16,
             enable_lora=adapter_path is not None,
-            max_lora_rank=rank,
+            max_lora_rank=vllm_lora_rank(adapter_path),
             trust_remote_code=False,
             load_format="safetensors",
         )
@@ -399,10 +437,8 @@ def base_source(base: Base, base_dir: Path) -> tuple[str, str | None]:
 
 
 def load_backend(params: Params, session: Session, base_dir: Path, models_dir: Path):
-    from transformers import AutoTokenizer
-
     evaluate = params.evaluate
-    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+    tokenizer = load_tokenizer(base_dir)  # tokenizer.json's own pipeline (stages/lib/loading.py)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -415,20 +451,16 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
         return ServedBackend(model, tokenizer, evaluate)
     if evaluate.backend == "vllm":
         adapter = models_dir / session.adapter if session.adapter else None
-        return VLLMBackend(source, revision, tokenizer, evaluate, adapter, params.train.lora.r)
+        return VLLMBackend(source, revision, tokenizer, evaluate, adapter)
 
     import torch
 
     kwargs: dict = {"dtype": getattr(torch, evaluate.dtype)}
     if revision is not None:
         kwargs["revision"] = revision
-    if evaluate.load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16
-        )
-        kwargs["device_map"] = {"": 0}
+    if evaluate.load_in_4bit:  # NF4 with double quantisation, as training loads it (stages/lib/loading.py)
+        kwargs["quantization_config"] = nf4_config(kwargs["dtype"])
+        kwargs["device_map"] = {"": 0 if torch.cuda.is_available() else "cpu"}
     torch.manual_seed(evaluate.seed)  # the original's EVAL_RNG_SEED; irrelevant under greedy decoding
     model = load_causal_lm(source, **kwargs)
     if session.adapter:
