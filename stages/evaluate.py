@@ -80,9 +80,14 @@ from stages.lib.params import Base, Evaluate, ParamsError, Params, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.served import ServedError, ServedModel, model_name
 
-EVAL_PACKAGES = (
-    "accelerate", "bitsandbytes", "datasets", "peft", "safetensors", "tokenizers", "torch", "transformers", "vllm",
-)
+EVAL_PACKAGES = ("accelerate", "datasets", "peft", "safetensors", "tokenizers", "torch", "transformers")
+
+
+def eval_packages(evaluate: dict) -> tuple[str, ...]:
+    """The distributions that decide a session's bytes: bitsandbytes only for a 4-bit base, vllm only for its
+    backend, so that a plain install and a dev install (which carries bitsandbytes) write the same bytes."""
+    extra = ("bitsandbytes",) * bool(evaluate.get("load_in_4bit")) + ("vllm",) * (evaluate.get("backend") == "vllm")
+    return tuple(sorted(EVAL_PACKAGES + extra))
 RESUME_ROOT = Path("logs/eval-resume")
 
 
@@ -525,7 +530,7 @@ def resume_dir(session: Session, record: dict, root: Path = RESUME_ROOT) -> Path
     """Keyed by the outputs' identity and by the code that scores (its closure, package versions, CPU numerics):
     a cell scored by other code is never reused. The code key is not in eval_config.json: a code edit that
     changes no score must not change an output's bytes."""
-    return root / session.id / fingerprint({"outputs": record, "code": code_fingerprint("stages.evaluate", EVAL_PACKAGES)})
+    return root / session.id / fingerprint({"outputs": record, "code": code_fingerprint("stages.evaluate", eval_packages(record["evaluate"]))})
 
 
 def load_finished(directory: Path, key: str) -> dict | None:
@@ -764,7 +769,7 @@ def evaluate_session(
             )
     # the resolved params (sessions aside) are record["evaluate"]; content_provenance's "params" would repeat them
     identity_fields = {key: value for key, value in record.items() if key != "evaluate"}
-    write_json(out / "eval_config.json", content_provenance("evaluate", record["evaluate"], identity_fields, EVAL_PACKAGES))
+    write_json(out / "eval_config.json", content_provenance("evaluate", record["evaluate"], identity_fields, eval_packages(record["evaluate"])))
     write_provenance(out, "evaluate", {"session": session_id})
     shutil.rmtree(scratch, ignore_errors=True)
     timing = {"session": session_id, "cells": len(grid), "cells_run": cells_run, "examples_run": done_examples,

@@ -127,20 +127,16 @@ from stages.lib.tables import read_rows, split_path
 from stages.lib.train_log import loss_curve_callback
 
 
-# the distributions whose versions decide an adapter's bytes (bitsandbytes/unsloth where installed)
-TRAIN_PACKAGES = (
-    "accelerate",
-    "bitsandbytes",
-    "datasets",
-    "peft",
-    "safetensors",
-    "tokenizers",
-    "torch",
-    "transformers",
-    "trl",
-    "unsloth",
-    "unsloth_zoo",
-)
+# the distributions whose versions decide an adapter's bytes. bitsandbytes and Unsloth only on the
+# backends that load them: recorded elsewhere, a plain install (no dev or gpu extra) and a dev install
+# would write different run_config.json bytes for the same adapter.
+TRAIN_PACKAGES = ("accelerate", "datasets", "peft", "safetensors", "tokenizers", "torch", "transformers", "trl")
+BACKEND_PACKAGES = {"peft-cpu": (), "peft-bnb": ("bitsandbytes",), "unsloth": ("bitsandbytes", "unsloth", "unsloth_zoo")}
+
+
+def train_packages(backend: str) -> tuple[str, ...]:
+    return tuple(sorted(TRAIN_PACKAGES + BACKEND_PACKAGES[backend]))
+
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # keys of trainer metrics and log entries that measure time or speed, never content
@@ -197,8 +193,9 @@ def checkpoint_fingerprint(resolved: dict) -> str:
     numerics: a checkpoint made under other kernels is not resumed, and the code: stage module and its
     project imports, stages.lib.fingerprint). Checkpoints are no DVC output, so no output holds it."""
     train = {k: v for k, v in resolved["train"].items() if k != "save_steps"}
-    content = {**content_provenance("train", {**resolved, "train": train}, packages=TRAIN_PACKAGES),
-               "cpu_numerics": cpu_numerics(), "code": code_fingerprint("stages.train", TRAIN_PACKAGES)}
+    content = {**content_provenance("train", {**resolved, "train": train}, packages=train_packages(train["backend"])),
+               "cpu_numerics": cpu_numerics(),
+               "code": code_fingerprint("stages.train", train_packages(train["backend"]))}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -661,7 +658,7 @@ def train_run(
             "data": data,
         },
     )
-    record = content_provenance("train", resolved, packages=TRAIN_PACKAGES)
+    record = content_provenance("train", resolved, packages=train_packages(resolved["train"]["backend"]))
     write_json(out / "run_config.json", record)
     write_provenance(out, "train", resolved)
     if metrics_dir is not None:

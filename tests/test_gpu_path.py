@@ -226,7 +226,19 @@ def test_vllm_lora_rank_out_of_range_names_the_file(tmp_path):
 
 
 def test_evaluation_provenance_names_bitsandbytes_and_accelerate():
-    assert {"bitsandbytes", "accelerate"} <= set(ev.EVAL_PACKAGES)
+    assert "accelerate" in ev.eval_packages({"backend": "hf", "load_in_4bit": False})
+    assert "bitsandbytes" in ev.eval_packages({"backend": "hf", "load_in_4bit": True})
+    assert "vllm" in ev.eval_packages({"backend": "vllm", "load_in_4bit": False})
+
+
+def test_provenance_records_optional_packages_only_where_they_decide_bytes():
+    """A plain install (no bitsandbytes) and a dev install must write the same smoke provenance bytes."""
+    from stages import train
+
+    assert "bitsandbytes" not in ev.eval_packages({"backend": "hf", "load_in_4bit": False})
+    assert "bitsandbytes" not in train.train_packages("peft-cpu")
+    assert {"bitsandbytes", "unsloth", "unsloth_zoo"} <= set(train.train_packages("unsloth"))
+    assert "bitsandbytes" in train.train_packages("peft-bnb")
 
 
 # --------------------------------------------------------------------------- 7. LLINK's device
