@@ -130,7 +130,7 @@ def import_adapters(
     if params.scale != "paper":
         raise AdapterImportError(
             "the published adapters fit CohereLabs/tiny-aya-base: render paper params first "
-            "(`python -m stages.configure --scale paper`)"
+            "(`python -m tools.configure --scale paper`)"
         )
     paths = hub_paths(params, list(params.runs) if not run_ids else run_ids)
     patterns = [f"{path}/{name}" for path in paths.values() for name in (*REQUIRED, *OPTIONAL)]

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from stages import package
-from stages.configure import render
+from tools.configure import render
 from stages.lib.tables import CONDITION_SCHEMA, read_provenance, read_rows, split_path, write_parquet
 
 

@@ -14,7 +14,7 @@ labels ``tab:t1-sib200`` … ``tab:sib200-sign-flips``, and, as ``build_phase3_t
 the cond2-vs-cond5 gap = cond 2 − cond 5 and the cross-lingual-transfer table's seven conditions
 (the anchor Cond 1 (en, 5k), then Cond 2 and Cond 5 (es, zh, ur) at 5k; no Cond 3).
 
-Kept different from the original on purpose (the cross-check, ``stages/crosscheck.py``, lists them):
+Kept different from the original on purpose (the cross-check, ``tools/crosscheck.py``, lists them):
 bold/italic thresholds compare the rounded pp value shown, not the unrounded mean, so a cell shown
 as exactly the threshold is never marked; conditions absent from the results get no row rather
 than a row of ``--``. A combination with no data prints ``--`` (an empty CSV field), never a guess.
