@@ -44,7 +44,7 @@ from tokenizers.trainers import BpeTrainer
 from transformers import Cohere2Config, Cohere2ForCausalLM, PreTrainedTokenizerBase
 from transformers.models.cohere.tokenization_cohere import CohereTokenizer
 
-from stages.lib.benchmarks import BenchmarkError
+from stages.lib.tasks import BenchmarkError
 from stages.lib.params import UNPINNED, Evaluate, ParamsError, Pretrain, load_params
 from stages.lib.pretrain import pretrain as pretrain_model
 from stages.lib.pretrain import training_items

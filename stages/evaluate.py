@@ -73,7 +73,7 @@ import yaml
 from stages.lib import extractors, results
 from stages.lib.loading import load_adapter, load_causal_lm, require_safetensors
 from stages.lib.fingerprint import code_fingerprint
-from stages.lib.benchmarks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
+from stages.lib.tasks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
 from stages.lib.params import Base, Evaluate, ParamsError, Params, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 

@@ -475,11 +475,11 @@ class EvalSession(Strict):
 
 class Evaluate(Strict):
     """Scoring the baseline and every adapter (evaluation-protocol.md 1.1-1.5). The benchmarks
-    themselves are data: stages/lib/benchmarks/<name>.yaml."""
+    themselves are data: stages/lib/tasks/<name>.yaml."""
 
     protocol: Literal["phase3", "phase2"] = Field(description="which templates of the benchmark definitions")
     backend: Literal["hf", "vllm"] = "hf"
-    benchmarks: list[str] = Field(min_length=1, description="definitions in stages/lib/benchmarks/, in loop order")
+    benchmarks: list[str] = Field(min_length=1, description="definitions in stages/lib/tasks/, in loop order")
     templates: list[str] = Field(min_length=1, description="template wordings, e.g. template1, template2")
     data_langs: list[str] = Field(min_length=1)
     instr_langs: list[str] = Field(min_length=1)
