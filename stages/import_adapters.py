@@ -36,7 +36,7 @@ from pathlib import Path
 
 from stages.lib.params import UNPINNED, ParamsError, Params, load_params
 from stages.lib.provenance import file_sha256, write_json
-from stages.train import adapter_folder
+from stages.lib.paths import adapter_folder
 
 DEFAULT_REPO = "legesher/language-decoded-lora"
 REQUIRED = ("adapter_config.json", "adapter_model.safetensors")

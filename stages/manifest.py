@@ -24,7 +24,7 @@ from pathlib import Path
 
 from stages.lib.params import HubSource, ParamsError, Params, Run, load_params
 from stages.lib.provenance import file_sha256, write_json
-from stages.train import adapter_folder
+from stages.lib.paths import adapter_folder
 
 SCHEMA_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")

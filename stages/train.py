@@ -112,7 +112,7 @@ from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_para
 from stages.lib.fingerprint import code_fingerprint
 from stages.lib.loading import load_causal_lm
 from stages.lib.numerics import cpu_numerics
-from stages.lib.paths import safe_join
+from stages.lib.paths import adapter_folder
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
 
@@ -168,11 +168,6 @@ def strip_wall_clock(record: dict) -> tuple[dict, dict]:
     content = {k: v for k, v in record.items() if not WALL_CLOCK_KEY.search(k)}
     timing = {k: v for k, v in record.items() if WALL_CLOCK_KEY.search(k)}
     return content, timing
-
-
-def adapter_folder(models_dir: Path, train: Train, run_id: str) -> Path:
-    """``<models_dir>/<train.adapters_dir minus models/>/<run_id>``: models/tiny-aya-base/<run> or flat models/<run>."""
-    return safe_join(models_dir, *train.adapters_dir.split("/")[1:], run_id)
 
 
 # --------------------------------------------------------------------------- checkpoints
