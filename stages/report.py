@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from stages.lib import analyses, figures, paper_tables, phase2_results, stats
+from stages.lib.errors import run_stage
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import code_provenance, content_provenance, write_json
 from stages.lib.results_index import (
@@ -715,4 +716,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

@@ -108,6 +108,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stages.lib.errors import StageError, run_stage
 from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_params
 from stages.lib.fingerprint import code_fingerprint
 from stages.lib.loading import load_causal_lm
@@ -137,7 +138,7 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 WALL_CLOCK_KEY = re.compile(r"(runtime|per_second|_time$|^time|timestamp|_seconds$|^wall)", re.IGNORECASE)
 
 
-class TrainError(ValueError):
+class TrainError(StageError, ValueError):
     """A run that cannot be trained as asked; the message says what is missing."""
 
 
@@ -733,4 +734,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage(main)

@@ -18,6 +18,8 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from stages.lib.errors import StageError
+
 # Every params value that becomes a path component or reaches a shell through dvc.yaml's ``cmd``
 # (run ids, sources, datasets, sessions, folders) must be one plain name: no '/', '..', '.', '@', blank,
 # quote or shell character. Matched with fullmatch, so no trailing newline slips through either.
@@ -52,7 +54,7 @@ def _check_names(value: list | str | None) -> list | str | None:
     return value
 
 
-class ParamsError(ValueError):
+class ParamsError(StageError, ValueError):
     """A params file that does not match the schema; the message names the key."""
 
 

@@ -14,11 +14,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stages.lib.errors import StageError
+
 if TYPE_CHECKING:
     from stages.lib.params import Train
 
 
-class PathEscapeError(ValueError):
+class PathEscapeError(StageError, ValueError):
     """A path made from params that would leave its declared output folder; the message names both."""
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from stages.lib.errors import StageError
+
 BASELINE = "baseline"
 KINDS = ("results", "summary", "partial", "summary_reparsed", "summary_loglik")
 
@@ -140,7 +142,7 @@ def write_atomic(path: Path | str, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(StageError, ValueError):
     """A result file that cannot be read as JSON; the message says why (callers add the path)."""
 
 

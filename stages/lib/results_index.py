@@ -35,6 +35,7 @@ import pandas as pd
 
 from stages import reparse
 from stages.lib import extractors, results
+from stages.lib.errors import StageError
 
 KINDS = ("results", "summary", "summary_reparsed", "summary_loglik")
 FILE_NAME = re.compile(
@@ -51,7 +52,7 @@ RUN_COLUMNS = ["condition", "seed", "template", "benchmark", "data_lang", "instr
 VALUE_COLUMNS = ["n", "acc_strict", "pf_strict", "acc_refined", "pf_refined", "acc_loglik", "pf_loglik"]
 
 
-class ReportError(ValueError):
+class ReportError(StageError, ValueError):
     """Input the report cannot use; the message names the file and, where it applies, the cell."""
 
 

@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from stages.lib.errors import StageError
+
 # The true rows per cell of each benchmark (§1.2).
 N_EXAMPLES: Mapping[str, int] = {"sib200": 204, "xnli": 5010, "csqa": 1000, "belebele": 900}
 # build_significance.N_EXAMPLES as published: XNLI halved by mistake (§3.5, §7.1).
@@ -46,7 +48,7 @@ ALPHA = 0.05
 BASELINE = "baseline"
 
 
-class StatsError(ValueError):
+class StatsError(StageError, ValueError):
     """Input that cannot be aggregated honestly; the message names the condition, seed and cell."""
 
 
