@@ -44,7 +44,7 @@ from tokenizers.trainers import BpeTrainer
 from transformers import Cohere2Config, Cohere2ForCausalLM, PreTrainedTokenizerBase
 from transformers.models.cohere.tokenization_cohere import CohereTokenizer
 
-from stages.lib.errors import StageError, run_stage
+from stages.lib.errors import StageError, exit_stage
 from stages.lib.tasks import BenchmarkError
 from stages.lib.params import UNPINNED, Evaluate, ParamsError, Pretrain, load_params
 from stages.lib.pretrain import pretrain as pretrain_model
@@ -303,4 +303,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

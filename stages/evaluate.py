@@ -71,7 +71,7 @@ from typing import Iterable, Sequence
 import yaml
 
 from stages.lib import extractors, results
-from stages.lib.errors import StageError, run_stage
+from stages.lib.errors import StageError, exit_stage
 from stages.lib.loading import load_adapter, load_causal_lm, require_safetensors
 from stages.lib.fingerprint import code_fingerprint
 from stages.lib.tasks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
@@ -751,4 +751,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

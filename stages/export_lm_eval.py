@@ -23,7 +23,7 @@ import yaml
 
 from stages.lib import lm_eval_format as fmt
 from stages.lib import results
-from stages.lib.errors import StageError, run_stage
+from stages.lib.errors import StageError, exit_stage
 from stages.lib.tasks import HERE as BENCHMARKS_DIR
 from stages.lib.tasks import load_benchmark, load_examples
 from stages.lib.params import load_params
@@ -152,4 +152,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

@@ -22,7 +22,7 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from stages.lib.errors import run_stage
+from stages.lib.errors import exit_stage
 from stages.lib.llink import inputs
 from stages.lib.llink.backbones import deterministic, slot_tokens
 from stages.lib.llink.data import content_words
@@ -207,4 +207,4 @@ def run(llink: Llink, paths: inputs.Paths = inputs.Paths()) -> dict:
 main = main_of("llink_eval", run)
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

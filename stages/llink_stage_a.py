@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from stages.lib.errors import run_stage
+from stages.lib.errors import exit_stage
 from stages.lib.llink.backbones import deterministic
 from stages.lib.llink.losses import stage_a_loss
 from stages.lib.llink.metrics import retrieval, rounded
@@ -115,4 +115,4 @@ def run(llink: Llink, features_path: Path = FEATURES, out: Path = OUT, metrics_d
 main = main_of("llink_stage_a", run)
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

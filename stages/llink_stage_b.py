@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import save_file
 from torch.nn import functional as F
 
-from stages.lib.errors import run_stage
+from stages.lib.errors import exit_stage
 from stages.lib.llink import inputs
 from stages.lib.llink.backbones import deterministic
 from stages.lib.llink.data import STOP_WORDS
@@ -122,4 +122,4 @@ def run(llink: Llink, paths: inputs.Paths = inputs.Paths()) -> dict:
 main = main_of("llink_stage_b", run)
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

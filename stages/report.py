@@ -57,8 +57,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib import analyses, figures, paper_tables, phase2_results, stats
-from stages.lib.errors import run_stage
+from stages.lib import analyses, figures, paper_tables, phase2_results, report_outputs, stats
+from stages.lib.errors import exit_stage
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import code_provenance, content_provenance, write_json
 from stages.lib.results_index import (
@@ -705,6 +705,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         staging.mkdir(parents=True)
         code = run_report(args, into=staging)
         if code == 0:
+            # dvc.yaml declares stages/lib/report_outputs.py's names: anything else would go unversioned
+            extra, lacking = report_outputs.undeclared({entry.name for entry in staging.iterdir()}, args.no_plots)
+            if extra or lacking:
+                raise ReportError(f"{out}: wrote {extra} that stages/lib/report_outputs.py does not declare "
+                                  f"and not {lacking} that it does")
             swap_in(staging, out)
         return code
     except (ReportError, stats.StatsError, ParamsError) as error:
@@ -716,4 +721,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

@@ -108,7 +108,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stages.lib.errors import StageError, run_stage
+from stages.lib.errors import StageError, exit_stage
 from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_params
 from stages.lib.fingerprint import code_fingerprint
 from stages.lib.loading import load_causal_lm
@@ -734,4 +734,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

@@ -43,7 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stages.lib.errors import run_stage
+from stages.lib.errors import exit_stage
 from stages.lib.langpacks import LanguagePack, load_pack
 from stages.lib.params import ParamsError, Translate, load_params
 from stages.lib.provenance import content_provenance, write_json, write_provenance
@@ -309,4 +309,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    exit_stage(main)

@@ -63,3 +63,18 @@ def test_the_stages_folder_is_the_map_dvc_yaml_draws(repo_root):
            for stage in pipeline(repo_root).values()}
     # import_adapters copies the published adapters; it is becoming a stage on another branch
     assert modules - ran == {"import_adapters"}
+
+
+def test_the_report_outputs_are_declared_once(repo_root):
+    """dvc.yaml's report outs and metrics are stages/lib/report_outputs.py's, which the stage checks it wrote."""
+    from stages.lib import report_outputs
+
+    report = pipeline(repo_root)["report"]
+    names = lambda entries: [next(iter(e)) if isinstance(e, dict) else e for e in entries]  # noqa: E731
+    assert names(report["outs"]) == [f"reports/{name}" for name in report_outputs.OUTS]
+    assert names(report["metrics"]) == [f"reports/{name}" for name in report_outputs.METRICS]
+    assert report_outputs.undeclared({*report_outputs.OUTS, *report_outputs.METRICS}) == ([], [])
+    assert report_outputs.undeclared({*report_outputs.OUTS, *report_outputs.METRICS, "x.tsv"} - {"plots"}) == (
+        ["x.tsv"], ["plots"])
+    assert report_outputs.undeclared(set(report_outputs.OUTS + report_outputs.METRICS) - {"plots"}, no_plots=True) == (
+        [], [])

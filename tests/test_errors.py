@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from stages.lib.errors import STAGE_FAILED, StageError, run_stage
+from stages.lib.errors import STAGE_FAILED, StageError, exit_stage
 from stages.lib.params import ParamsError
 
 # Exceptions that are not a failed stage, or whose module another branch is moving; each with its reason.
@@ -45,14 +45,14 @@ def test_an_escaping_stage_error_is_one_line_and_the_stage_exit_status(capsys):
         raise ParamsError("params.yaml: subset.sede: Extra inputs are not permitted")
 
     with pytest.raises(SystemExit) as stopped:
-        run_stage(main, "subset")
+        exit_stage(main, "subset")
     assert stopped.value.code == STAGE_FAILED == 2
     assert capsys.readouterr().err == "subset: error: params.yaml: subset.sede: Extra inputs are not permitted\n"
     with pytest.raises(SystemExit) as done:
-        run_stage(lambda: 0, "subset")
+        exit_stage(lambda: 0, "subset")
     assert done.value.code == 0
     with pytest.raises(KeyError):  # a bug keeps its traceback
-        run_stage(lambda: {}["x"], "subset")
+        exit_stage(lambda: {}["x"], "subset")
 
 
 def test_a_stage_run_as_dvc_runs_it_fails_with_one_line(tmp_path):
@@ -62,3 +62,16 @@ def test_a_stage_run_as_dvc_runs_it_fails_with_one_line(tmp_path):
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == STAGE_FAILED, done.stderr
     assert "Traceback" not in done.stderr and str(bad) in done.stderr
+
+
+def test_every_stage_ends_through_the_shared_entry_point(repo_root):
+    """Each stage module's ``__main__`` block is ``exit_stage(main)`` with the lib's helper (no local namesake)."""
+    for path in sorted((repo_root / "stages").glob("*.py")):
+        if path.stem in {"__init__", "reparse", "manifest", "import_adapters"}:  # other branches, see NOT_STAGE_ERRORS
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        assert "    exit_stage(main)" in ast.unparse(tree.body[-1]), path.name
+        defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+        imported = {alias.name for node in tree.body if isinstance(node, ast.ImportFrom) and node.module == "stages.lib.errors"
+                    for alias in node.names}
+        assert "exit_stage" in imported and "exit_stage" not in defined, path.name

@@ -2,7 +2,7 @@
 
 Every error a stage or a building block raises on purpose (a bad params key, a missing input, a file that
 breaks its schema) subclasses :class:`StageError`, and its message names the file, row or key. A stage
-module ends with ``run_stage(main)``: an error that escapes ``main`` becomes one line on stderr,
+module ends with ``exit_stage(main)``: an error that escapes ``main`` becomes one line on stderr,
 ``<stage>: error: <message>``, and the exit status :data:`STAGE_FAILED`; anything else is a bug and keeps
 its traceback.
 """
@@ -20,7 +20,7 @@ class StageError(Exception):
     """A stage cannot do its work as asked; the message says what and where (file, row or key)."""
 
 
-def run_stage(main: Callable[[], int | None], name: str | None = None) -> NoReturn:
+def exit_stage(main: Callable[[], int | None], name: str | None = None) -> NoReturn:
     """Exit with ``main()``'s status; a :class:`StageError` escaping it is one line and :data:`STAGE_FAILED`."""
     name = name or Path(sys.argv[0]).stem
     try:
