@@ -80,7 +80,7 @@ def test_the_check_exits_1_naming_stage_and_file(tmp_path, capsys):
 
 # A lib module that still imports a stage, and why. Each entry is a move under way; remove it when done.
 LAYERING_EXCEPTIONS = {
-    # the pure reparse core is moving from stages/reparse.py into stages/lib (issue 21 §3, another branch)
+    # the pure reparse core is moving from stages/reparse.py into stages/lib (on another branch)
     ("stages/lib/results_index.py", "stages.reparse"),
 }
 

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Where the project differs from the original on purpose; each is a reason printed beside the count.
 DOCUMENTED = {
-    "cells-n": "cells.tsv n: the original reads a _count its strict summaries lack and writes None (§7.6); "
+    "cells-n": "cells.tsv n: the original reads a _count its strict summaries lack and writes None; "
                "the project fills the row count",
     "bold-rounded": "tables: bold/italic thresholds compare the rounded value shown, not the unrounded mean",
 }

@@ -476,7 +476,7 @@ class EvalSession(Strict):
 
 
 class Evaluate(Strict):
-    """Scoring the baseline and every adapter (evaluation-protocol.md 1.1-1.5). The benchmarks
+    """Scoring the baseline and every adapter. The benchmarks
     themselves are data: stages/lib/tasks/<name>.yaml."""
 
     protocol: Literal["phase3", "phase2"] = Field(description="which templates of the benchmark definitions")

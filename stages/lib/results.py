@@ -1,8 +1,8 @@
 """The published result files of the study, in one place: names, cell keys, bodies, I/O.
 
 ``legesher/language-decoded-experiments`` lays its Phase 3 results out as
-``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N|none>[_smoke<N>]_<kind>_<template>.json``
-(evaluation-protocol.md section 2). Evaluate writes exactly that layout under ``metrics/eval``,
+``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N|none>[_smoke<N>]_<kind>_<template>.json``.
+Evaluate writes exactly that layout under ``metrics/eval``,
 and reparse and report read it, both ours and the published files, through this module.
 
 - ``_results_<template>.json``: ``{"summary": {"<cell>_acc": ...}, "parse_failure_rates":
