@@ -103,7 +103,7 @@ def test_no_lib_module_imports_a_stage_and_no_stage_another(repo_root):
     stages = stage_names(repo_root)
     lib = {(file, module) for file, module in project_imports(repo_root, "stages/lib", ("stages.",))
            if module in stages}
-    assert lib == LAYERING_EXCEPTIONS
+    assert lib <= LAYERING_EXCEPTIONS, lib - LAYERING_EXCEPTIONS
     crossing = {(file, module) for file, module in project_imports(repo_root, "stages", ("stages.",))
                 if module in stages and "/lib/" not in file and file != f"{module.replace('.', '/')}.py"}
     assert crossing == set(), "move what stages share into stages/lib"

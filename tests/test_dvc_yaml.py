@@ -62,7 +62,7 @@ def test_the_stages_folder_is_the_map_dvc_yaml_draws(repo_root):
     ran = {re.match(r"python -m stages\.(\w+)", stage.get("do", stage)["cmd"]).group(1)
            for stage in pipeline(repo_root).values()}
     # import_adapters copies the published adapters; it is becoming a stage on another branch
-    assert modules - ran == {"import_adapters"}
+    assert modules - ran <= {"import_adapters"}
 
 
 def test_the_report_outputs_are_declared_once(repo_root):
