@@ -7,8 +7,14 @@ Reads params.yaml (``runs``, the sources, ``train.adapters_dir``) and, for each 
 order (never by globbing folders), its adapter folder: ``run_config.json`` (written by
 train: the dataset's sha256, the base) or ``import.json`` (written by import_adapters: the Hub
 repo and revision), and the sha256 of ``adapter_model.safetensors`` and
-``adapter_config.json``. Writes ``models/manifest.json`` and its readable twin
-``models/MANIFEST.md``. Both are deterministic: no time, no host, no absolute path.
+``adapter_config.json``; for the card also ``metrics/train/<run>/summary.json`` and
+``reports/metrics.json``. Writes ``models/manifest.json`` and its readable twin
+``models/MANIFEST.md``, and ``models/README.md``, the adapters' Hub model card
+(stages/lib/cards.py: front matter, inventory, the training configuration from each
+``run_config.json`` and ``metrics/train/<run>/summary.json``, the evaluation summary from
+``reports/metrics.json``, usage). It replaces the card PEFT writes into each adapter folder,
+which train deletes: one card for the whole repository, as the published one. All three are
+deterministic: no time, no host, no absolute path.
 
 Paths are relative to ``models/``, as the card's ``subfolder=`` argument takes them:
 ``tiny-aya-base/condition-2-zh-5k-seed42`` (Phase 3) or ``condition-2-zh-5k`` (Phase 2's flat
@@ -22,7 +28,9 @@ import json
 import sys
 from pathlib import Path
 
-from stages.lib.params import HubSource, ParamsError, Params, Run, load_params
+from stages.lib import cards
+from stages.lib.cards import source_corpus
+from stages.lib.params import ParamsError, Params, Run, load_params
 from stages.lib.provenance import file_sha256, write_json
 from stages.lib.paths import adapter_folder
 
@@ -32,24 +40,6 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 class ManifestError(ValueError):
     """An adapter the manifest cannot describe; the message names it."""
-
-
-def describe_source(source) -> dict:
-    """The corpus a source reads: a Hub dataset at its revision, or installed distributions (smoke)."""
-    if isinstance(source, HubSource):
-        return {"corpus": source.dataset, "config": source.config, "data_dir": source.data_dir, "revision": source.revision}
-    names = ", ".join(f"{name}=={version}" for name, version in sorted(source.distributions.items()))
-    return {"corpus": f"installed distributions ({names})", "config": None, "data_dir": None, "revision": None}
-
-
-def source_corpus(params: Params, run: Run) -> dict:
-    """Where a run's training files come from; condition 3 is its own population by design."""
-    if run.condition == 3:
-        if params.native.mode == "import":
-            published = params.native.published
-            return {"corpus": published.dataset, "config": published.config, "data_dir": None, "revision": published.revision}
-        return describe_source(params.fetch.sources[params.native.source])
-    return describe_source(params.fetch.sources[params.subset.source])
 
 
 def processing(params: Params, run: Run) -> str:
@@ -165,21 +155,46 @@ def write_manifest(manifest: dict, models_dir: Path) -> None:
     (models_dir / "MANIFEST.md").write_text(render_markdown(manifest), encoding="utf-8")
 
 
+def read_json(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ManifestError(f"{path}: not JSON ({error})") from error
+
+
+def write_model_card(manifest: dict, models_dir: Path, train_metrics: Path, report_metrics: Path) -> None:
+    """models/README.md from the manifest, each trained adapter's run_config.json and train summary, the report."""
+    run_configs, summaries = {}, {}
+    for a in manifest["adapters"]:
+        run_configs[a["run_id"]] = read_json(models_dir / a["path"] / "run_config.json") if a["origin"] == "trained" else None
+        lacking = [k for k in ("train", "derived") if run_configs[a["run_id"]] and k not in run_configs[a["run_id"]]["params"]]
+        if lacking:
+            raise ManifestError(f"{models_dir / a['path'] / 'run_config.json'}: no params.{lacking[0]} (not written by train?)")
+        summaries[a["run_id"]] = read_json(train_metrics / a["run_id"] / "summary.json") if a["origin"] == "trained" else None
+    text = cards.render_model_card(manifest, run_configs, summaries, read_json(report_metrics))
+    (models_dir / "README.md").write_text(text, encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--models", default="models", help="the models/ folder; the manifest goes beside the adapters")
     parser.add_argument("--allow-missing", action="store_true", help="list runs without an adapter as missing")
+    parser.add_argument("--train-metrics", default="metrics/train", help="the train stages' summaries (metrics/train/<run>/)")
+    parser.add_argument("--report-metrics", default="reports/metrics.json", help="the report's summary, for the card")
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
         manifest = build_manifest(params, Path(args.models), allow_missing=args.allow_missing)
         write_manifest(manifest, Path(args.models))
+        write_model_card(manifest, Path(args.models), Path(args.train_metrics), Path(args.report_metrics))
     except (ManifestError, ParamsError, OSError) as error:
         print(f"manifest: {error}", file=sys.stderr)
         return 2
     present = sum(a["status"] == "present" for a in manifest["adapters"])
-    print(f"manifest: {present}/{len(manifest['adapters'])} adapters -> {args.models}/MANIFEST.md, manifest.json")
+    print(f"manifest: {present}/{len(manifest['adapters'])} adapters -> {args.models}/MANIFEST.md, manifest.json, README.md")
     return 0
 
 

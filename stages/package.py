@@ -9,8 +9,10 @@ tokenizer the base stage saved in ``models/base`` (smoke: trained on the smoke c
 Writes ``data/packaged/<dataset>/``: the two splits with the original's columns (``code``,
 ``code_en``, ``language``, ``file_path``, ``license``, ``idx``, ``token_count``, where
 ``token_count = len(tokenizer.encode(code, add_special_tokens=False))`` as
-``package_dataset.py`` computed it) and ``README.md``, the dataset card: row and token
-counts, the sha256 of each split file, the tokenizer and the upstream provenance.
+``package_dataset.py`` computed it) and ``README.md``, the dataset card: Hub metadata
+(``DatasetCardData``: license, language, source datasets, size category, configs; see
+stages/lib/cards.py), row and token counts, the sha256 of each split file, the tokenizer and
+the upstream provenance.
 ``datasets.load_dataset("parquet", data_dir="data/packaged/<dataset>")`` loads it.
 """
 
@@ -23,10 +25,12 @@ import sys
 from pathlib import Path
 
 import pyarrow as pa
+from huggingface_hub import DatasetCardData
 from tokenizers import Tokenizer
 
+from stages.lib import cards
 from stages.lib.errors import exit_stage
-from stages.lib.params import Base, ParamsError, load_params
+from stages.lib.params import Base, Params, ParamsError, load_params
 from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_provenance, read_rows, split_path, write_parquet
@@ -65,20 +69,29 @@ def with_token_counts(rows: list[dict], tokenizer: Tokenizer) -> list[dict]:
     return [{**row, "token_count": count} for row, count in zip(rows, counts)]
 
 
-def card(dataset: str, splits: dict[str, list[dict]], digests: dict[str, str], tokenizer: dict, upstream: dict) -> str:
-    header = [
-        "---",
-        "configs:",
-        f"- config_name: {dataset}",
-        "  data_files:",
-        *[f"  - split: {split}\n    path: {split}-00000-of-00001.parquet" for split in SPLITS],
-        "---",
-    ]
+def card_data(params: Params, dataset: str, splits: dict[str, list[dict]]) -> tuple[DatasetCardData, dict]:
+    """The card's Hub metadata (stages/lib/cards.py) and the source corpus, from the first run training on it."""
+    run = next((r for r in params.runs.values() if r.dataset == dataset), None)
+    if run is None:
+        raise ParamsError(f"params.yaml: runs: no run trains on {dataset!r}")
+    source = cards.source_corpus(params, run)
+    licenses = sorted({row["license"] for rows in splits.values() for row in rows if row["license"]})
+    rows = sum(len(r) for r in splits.values())
+    meta = cards.dataset_card_data(dataset, list(splits), rows, run.data_lang, licenses, source, smoke=params.scale == "smoke")
+    return meta, source
+
+
+def card(dataset: str, splits: dict[str, list[dict]], digests: dict[str, str], tokenizer: dict, upstream: dict,
+         meta: DatasetCardData, source: dict) -> str:
+    header = [cards.dataset_front_matter(meta).rstrip("\n")]
+    corpus = f"`{source['corpus']}` at `{source['revision']}`" if cards.is_hub_corpus(source) else source["corpus"]
     lines = [
         f"# {dataset}",
         "",
         "A training dataset of the Language, Decoded reproduction, built by `dvc repro` "
         "(stages/package.py). Columns: code, code_en, language, file_path, license, idx, token_count.",
+        "",
+        f"Source files: {corpus}. Each file keeps its own license (column `license`).",
         "",
         "| split | rows | tokens | sha256 |",
         "|---|---|---|---|",
@@ -114,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         out = safe_join(args.data, "packaged", args.dataset)
         rows = {split: read_rows(split_path(source, split)) for split in SPLITS}
         upstream = read_provenance(split_path(source, "train"))
+        meta, corpus = card_data(params, args.dataset, rows)
         tokenizer = load_tokenizer(Path(args.models))
     except (ParamsError, FileNotFoundError, ValueError, OSError) as error:
         print(f"package@{args.dataset}: {error}", file=sys.stderr)
@@ -130,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         path = split_path(out, split)
         write_parquet(path, splits[split], PACKAGED_SCHEMA, provenance)
         digests[split] = hashlib.sha256(path.read_bytes()).hexdigest()
-    (out / "README.md").write_text(card(args.dataset, splits, digests, identity, upstream), encoding="utf-8")
+    (out / "README.md").write_text(card(args.dataset, splits, digests, identity, upstream, meta, corpus), encoding="utf-8")
     write_provenance(out, "package", resolved, identity)
     print(f"package@{args.dataset}: " + ", ".join(f"{s} {len(r)}" for s, r in splits.items()) + f" -> {out}")
     return 0

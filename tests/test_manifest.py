@@ -11,7 +11,7 @@ import yaml
 from tools.configure import render
 from stages.lib.params import parse_params
 from stages.lib.provenance import file_sha256, write_json
-from stages.manifest import ManifestError, build_manifest, main, write_manifest
+from stages.manifest import ManifestError, build_manifest, main, write_manifest, write_model_card
 
 
 def params_for(phase: str = "phase3", scale: str = "smoke"):
@@ -102,3 +102,103 @@ def test_cli(tmp_path, capsys):
     assert main(["--params", str(params_path), "--models", str(models), "--allow-missing"]) == 0
     data = json.loads((models / "manifest.json").read_text())
     assert data["schema_version"] == 1 and len(data["adapters"]) == len(render()["runs"])
+
+
+# --- the model card (models/README.md) ------------------------------------------------------------------
+
+def trained_adapter(models: Path, train_metrics: Path, params, run_id: str, path: str) -> None:
+    """An adapter folder with the run_config.json train writes, and its metrics/train summary."""
+    folder = models / path
+    fake_adapter(folder, run_id)
+    steps = 12 if "-20k-" in run_id else 4
+    write_json(folder / "run_config.json", {
+        "packages": {"peft": "0.21.2", "torch": "2.13.0+cpu"},
+        "params": {"dataset": {"sha256": "d" * 64}, "train": params.train.model_dump(mode="json"),
+                   "derived": {"steps": steps, "global_batch_size": 16}},
+    })
+    write_json(train_metrics / run_id / "summary.json",
+               {"rows": steps * 13, "tokens": steps * 3300, "steps": steps, "train_loss": 12.5 - steps / 10})
+
+
+def card_inputs(tmp_path, params, evaluation: dict | None):
+    models, train_metrics, report = tmp_path / "models", tmp_path / "metrics" / "train", tmp_path / "metrics.json"
+    for run_id in params.runs:
+        path = Path(params.train.adapters_dir).relative_to("models") / run_id
+        trained_adapter(models, train_metrics, params, run_id, path.as_posix())
+    if evaluation is not None:
+        write_json(report, evaluation)
+    return models, train_metrics, report
+
+
+EVALUATION = {"sib200": {"baseline": {"acc_refined": 0.5, "acc_strict": 0.4, "n_seeds": 1},
+                         "condition-2-zh-5k": {"acc_refined": 0.61, "delta_refined": 0.11, "acc_strict": 0.3,
+                                               "delta_strict": -0.1, "n_seeds": 3}}}
+
+
+def test_the_smoke_model_card_parses_lists_every_adapter_and_says_it_is_smoke(tmp_path):
+    from huggingface_hub import ModelCard
+
+    params = params_for()
+    models, train_metrics, report = card_inputs(tmp_path, params, EVALUATION)
+    manifest = build_manifest(params, models)
+    write_model_card(manifest, models, train_metrics, report)
+    card = ModelCard.load(models / "README.md")
+    data = card.data.to_dict()
+    assert (data["library_name"], data["license"], data["pipeline_tag"]) == ("peft", "apache-2.0", "text-generation")
+    assert data["language"] == ["en", "es", "ur", "zh"] and "smoke-test" in data["tags"]
+    assert "base_model" not in data and "datasets" not in data  # a tiny stand-in, installed packages: not Hub ids
+    assert "Smoke adapters, not the study's" in card.text
+    for run_id in params.runs:  # every adapter folder, by the path subfolder= takes
+        assert f"| `tiny-aya-base/{run_id}/` |" in card.text
+        assert (models / "tiny-aya-base" / run_id).is_dir()
+    assert 'subfolder="tiny-aya-base/condition-1-en-5k-seed42"' in card.text
+    assert "| lora.r | `16` |" in card.text and "| train.backend | `\"peft-cpu\"` |" in card.text
+    assert "| derived.steps | `varies: 4, 12` |" in card.text
+    assert "| condition-1-en-20k-seed42 | 156 | 39600 | 12 | 11.3000 |" in card.text
+    assert "| condition-2-zh-5k | 3 | 61.0 (+11.0) |" in card.text and "These are smoke numbers" in card.text
+    first = (models / "README.md").read_bytes()
+    write_model_card(build_manifest(params, models), models, train_metrics, report)
+    assert (models / "README.md").read_bytes() == first and str(tmp_path).encode() not in first
+
+
+def test_the_paper_model_card_names_the_hub_base_and_corpora(tmp_path):
+    from huggingface_hub import ModelCard
+
+    params = params_for(scale="paper")
+    models, train_metrics, report = card_inputs(tmp_path, params, None)
+    write_model_card(build_manifest(params, models), models, train_metrics, report)
+    card = ModelCard.load(models / "README.md")
+    assert card.data.base_model == params.base.repo == "CohereLabs/tiny-aya-base"
+    assert "bigcode/the-stack-v2-dedup" in card.data.datasets and "qlora" in card.data.tags
+    assert "Smoke adapters" not in card.text and "No evaluation yet" in card.text
+    assert f'from_pretrained("CohereLabs/tiny-aya-base", revision="{params.base.revision}")' in card.text
+
+
+def test_phase2_and_imported_cards(tmp_path):
+    from huggingface_hub import ModelCard
+
+    params = params_for(phase="phase2")
+    models, train_metrics, report = card_inputs(tmp_path, params, {"xnli": {"baseline": {"acc_strict": 0.333, "n_seeds": 1}}})
+    write_model_card(build_manifest(params, models), models, train_metrics, report)
+    card = ModelCard.load(models / "README.md")
+    assert all(f"| `{run_id}/` |" in card.text for run_id in params.runs)  # the flat layout
+    assert "Strict-extractor accuracy" in card.text and "| Condition | seeds | XNLI |" in card.text and "| baseline | 1 | 33.3 |" in card.text
+
+    imported = tmp_path / "imported"
+    for run_id in params.runs:
+        folder = imported / run_id
+        folder.mkdir(parents=True)
+        (folder / "adapter_model.safetensors").write_bytes(b"x")
+        (folder / "adapter_config.json").write_text("{}")
+        write_json(folder / "import.json", {"repo": "legesher/language-decoded-lora", "revision": "a" * 40})
+    write_model_card(build_manifest(params, imported), imported, tmp_path / "none", tmp_path / "none.json")
+    text = ModelCard.load(imported / "README.md").text
+    assert "No adapter was trained here" in text and f"imported from legesher/language-decoded-lora@{'a' * 40}" in text
+
+
+def test_a_run_config_train_did_not_write_is_named(tmp_path):
+    params = params_for()
+    for run_id in params.runs:
+        fake_adapter(tmp_path / "tiny-aya-base" / run_id, run_id)  # run_config.json without params.train
+    with pytest.raises(ManifestError, match="condition-1-en-5k-seed42/run_config.json: no params.train"):
+        write_model_card(build_manifest(params, tmp_path), tmp_path, tmp_path / "m", tmp_path / "r.json")

@@ -11,8 +11,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from stages import package
-from tools.configure import render
+from stages.lib.params import parse_params
 from stages.lib.tables import CONDITION_SCHEMA, read_provenance, read_rows, split_path, write_parquet
+from tools.configure import render
 
 
 def save_tokenizer(folder: Path, texts: list[str]) -> PreTrainedTokenizerFast:
@@ -101,3 +102,32 @@ def test_missing_or_broken_tokenizer_is_named(setup, capsys):
     assert package.main(args) == 2
     assert "dvc repro base" in capsys.readouterr().err
     assert not (tmp_path / "data" / "packaged" / "condition-1-en-5k").exists()
+
+
+def test_the_card_carries_hub_metadata_that_huggingface_hub_parses(setup):
+    from huggingface_hub import DatasetCard
+
+    tmp_path, args, _ = setup
+    assert package.main(args) == 0
+    card = DatasetCard.load(tmp_path / "data" / "packaged" / "condition-1-en-5k" / "README.md")
+    data = card.data.to_dict()
+    assert data["license"] == ["mit"] and data["language"] == ["en"] and data["size_categories"] == ["n<1K"]
+    assert data["source_datasets"] == ["original"] and "smoke-test" in data["tags"]  # installed packages, not the Hub
+    assert data["configs"] == [{"config_name": "condition-1-en-5k", "data_files": [
+        {"split": "train", "path": "train-00000-of-00001.parquet"},
+        {"split": "validation", "path": "validation-00000-of-00001.parquet"}]}]
+    assert "Source files: installed distributions (" in card.text and "| train | 5 |" in card.text
+
+
+def test_paper_cards_name_the_hub_corpus_and_map_licenses():
+    params = parse_params(render("paper", "phase3"))
+    splits = {"train": [{"license": "Apache-2.0"}] * 4000 + [{"license": "MIT"}] * 500, "validation": [{"license": "WTFPL"}] * 600}
+    meta, source = package.card_data(params, "condition-2-ur-5k", splits)
+    data = meta.to_dict()
+    assert data["source_datasets"] == ["bigcode/the-stack-v2-dedup"] and source["revision"] == params.fetch.sources["code"].revision
+    assert data["license"] == ["apache-2.0", "mit", "other"] and data["language"] == ["en", "ur"]
+    assert data["size_categories"] == ["1K<n<10K"] and "smoke-test" not in data["tags"]
+    native, _ = package.card_data(params, "condition-3-zh-5k", {"train": [{"license": "MIT"}]})
+    assert native.to_dict()["source_datasets"] == ["legesher/language-decoded-data"]
+    with pytest.raises(package.ParamsError, match="no run trains on 'condition-9-xx-5k'"):
+        package.card_data(params, "condition-9-xx-5k", splits)

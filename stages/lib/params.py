@@ -772,6 +772,16 @@ class Llink(Strict):
 # --------------------------------------------------------------------------- the whole file
 
 
+class Reproduction(Strict):
+    """stages/reproduction.py: our report against a published one in the same format. ``published_report``
+    is that folder (e.g. ``reports/published``, which the published-import stages write); null (smoke, and
+    until someone imports the published run) makes the stage write a ``skipped`` status and nothing else."""
+
+    published_report: str | None = None
+    scoring: Literal["refined", "strict"] = Field(
+        default="refined", description="the accuracy compared: refined (Phase 3, the paper's), strict (Phase 2 has no other)")
+
+
 class Params(Strict):
     scale: Literal["smoke", "paper"]
     phase: Literal["phase3", "phase2"]
@@ -787,6 +797,7 @@ class Params(Strict):
     llink: Llink
     grid: list[GridEntry] = Field(min_length=1)
     runs: dict[str, Run] = Field(min_length=1)
+    reproduction: Reproduction = Reproduction()
 
     @field_validator("runs")
     @classmethod
