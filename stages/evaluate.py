@@ -50,8 +50,10 @@ one-process run (every batch lies within one cell). A failed worker loses none o
 it or the others finished: rerunning resumes them.
 
 Backends (``evaluate.backend``): ``hf`` (transformers ``generate``, batched; the default, CPU
-or GPU) and ``vllm`` (GPU; the ``vllm`` package, the adapter as a LoRA request). The vLLM path
-is written against vLLM's public API but has not been run here (no GPU in this environment).
+or GPU), ``vllm`` (GPU; the ``vllm`` package, the adapter as a LoRA request) and ``served``
+(an OpenAI-compatible server already running, e.g. ``vllm serve`` with the adapters as LoRA
+modules: stages/lib/served.py; the tokenisation stays this module's). The vLLM path is written
+against vLLM's public API but has not been run here (no GPU in this environment).
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ from stages.lib.fingerprint import code_fingerprint
 from stages.lib.tasks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
 from stages.lib.params import Base, Evaluate, ParamsError, Params, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
+from stages.lib.served import ServedError, ServedModel, model_name
 
 EVAL_PACKAGES = ("datasets", "peft", "safetensors", "tokenizers", "torch", "transformers", "vllm")
 RESUME_ROOT = Path("logs/eval-resume")
@@ -375,6 +378,20 @@ class VLLMBackend(Backend):
         ]
 
 
+class ServedBackend(Backend):
+    """A model behind an OpenAI-compatible server (stages/lib/served.py), fed this run's tokenisation."""
+
+    def __init__(self, model: ServedModel, tokenizer, evaluate: Evaluate):
+        super().__init__(tokenizer, evaluate)
+        self.model = model
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        return self.model.generate(prompts, self.encode(prompts), max_new_tokens)
+
+    def _scores(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[float]:
+        return self.model.scores(pairs)
+
+
 def base_source(base: Base, base_dir: Path) -> tuple[str, str | None]:
     """Where the base weights come from: the tiny model's folder, or the Hub repo at its revision."""
     if base.kind == "tiny":
@@ -391,6 +408,12 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     source, revision = base_source(params.base, base_dir)
+    if evaluate.backend == "served":
+        model = ServedModel(evaluate.served, model_name(evaluate.served, session.id, session.adapter))
+        probe = "The answer is"
+        loglik = evaluate.loglik and any(load_benchmark(name).choices for name in evaluate.benchmarks)
+        model.check(probe, Backend(tokenizer, evaluate).encode([probe])[0], loglik)
+        return ServedBackend(model, tokenizer, evaluate)
     if evaluate.backend == "vllm":
         adapter = models_dir / session.adapter if session.adapter else None
         return VLLMBackend(source, revision, tokenizer, evaluate, adapter, params.train.lora.r)
@@ -492,6 +515,9 @@ def identity(params: Params, session: Session, base_dir: Path, models_dir: Path,
     evaluate = params.evaluate.model_dump(mode="json")
     for how_not_what in ("sessions", "processes", "split_by"):  # they decide no byte of the outputs
         evaluate.pop(how_not_what)
+    served = evaluate.pop("served")  # the served backend's model names and protocol; not where or how fast
+    if params.evaluate.backend == "served":
+        evaluate["served"] = {key: served[key] for key in ("base_model", "adapter_model", "prompt", "loglik_via")}
     if params.base.kind == "tiny":
         base = {"kind": "tiny", "model_sha256": file_sha256(base_dir / "model.safetensors")}
     else:
@@ -734,7 +760,7 @@ def main(argv: list[str] | None = None) -> int:
             models_dir=Path(args.models), progress=not args.no_progress, worker=args.worker,
             resume_root=Path(args.resume_root),
         )
-    except (ParamsError, EvaluateError, BenchmarkError) as error:
+    except (ParamsError, EvaluateError, BenchmarkError, ServedError) as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
     write_json(Path("logs") / (f"evaluate-{args.session}.json" if args.worker is None else
