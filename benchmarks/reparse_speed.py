@@ -3,6 +3,13 @@
     python benchmarks/reparse_speed.py                  # full size (~2.2 GB written to a temp folder)
     python benchmarks/reparse_speed.py --scale 0.05     # 5% of the rows per cell, same files and cells
     python benchmarks/reparse_speed.py --jobs 2 --dir /tmp/rp --keep
+    python benchmarks/reparse_speed.py --original ../shared/reference/original-analysis/scripts   # the ratio
+
+With ``--original`` it times the original ``reparse_results.py --write-reparsed-summary`` and
+``python -m stages.reparse --jobs 2`` back to back, each as a fresh process (best of ``--repeat``), on
+four published-size files (the four-language sessions, about 58 MB each at the default ``--scale
+0.69``), checks that every cell's count, correct, accuracy, failure rate and delta entry is the
+same in both outputs, and prints the ratio (the goal, issue 19: at least 5x on 2 cores).
 
 Writes synthetic ``{condition}_seed{N}_results_{template}.json`` files in the published schema
 (the 21 sessions x 2 templates, cells in the evaluation loop
@@ -21,7 +28,9 @@ import io
 import json
 import os
 import random
+import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -145,17 +154,98 @@ def write_corpus(folder: Path, scale: float, jobs: int, published_layout: bool =
     return [task[0] for task in tasks]
 
 
+COMPARE_FILES = 4
+COMPARE_SCALE = 0.69  # a four-language session's file is then about 58 MB, as the published ones
+
+
+def compare_corpus(folder: Path, scale: float) -> list[Path]:
+    """The first two four-language sessions' files (``COMPARE_FILES`` of them), flat in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, (condition, seed, instr_langs) in enumerate(s for s in sessions() if len(s[2]) == len(DATA_LANGS)):
+        for template in ("template1", "template2"):
+            path = folder / f"{condition}_seed{seed}_results_{template}.json"
+            write_results_file(path, template, instr_langs, scale, number * 2 + int(template[-1]))
+            paths.append(path)
+            if len(paths) == COMPARE_FILES:
+                return paths
+    return paths
+
+
+def _timed(args: list[str], cwd: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and its workers) of one fresh Python process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"reparse_speed: {' '.join(args[:2])} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+
+
+def cell_numbers(body: dict) -> dict:
+    """Every per-cell number of a ``_summary_reparsed_`` body (the metadata's provenance and time left out)."""
+    meta = body["reparse_metadata"]
+    return {"summary": body["summary"], "parse_failure_rates": body["parse_failure_rates"],
+            "cells_changed": meta["cells_changed"], "delta_per_cell": meta["delta_per_cell"]}
+
+
+def compare_with_original(original: Path, folder: Path, scale: float, jobs: int, repeat: int) -> int:
+    """Time the original and the project back to back on the same files; print the ratio; 1 if numbers differ."""
+    script = original / "reparse_results.py" if original.is_dir() else original
+    if not script.is_file():
+        raise SystemExit(f"reparse_speed: {script}: no reparse_results.py there")
+    theirs, ours = folder / "original", folder / "project"
+    paths = compare_corpus(theirs, scale)
+    ours.mkdir(parents=True, exist_ok=True)
+    megabytes = [p.stat().st_size / 1e6 for p in paths]
+    root = Path(__file__).resolve().parents[1]
+    env_path = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = str(root) + (os.pathsep + env_path if env_path else "")
+    original_s, project_s = [], []
+    load = os.getloadavg()
+    for _ in range(repeat):  # interleaved, so a busy moment of the machine hits both
+        original_s.append(_timed([str(script), *map(str, paths), "--write-reparsed-summary"], theirs))
+        project_s.append(_timed(["-m", "stages.reparse", "--no-repo-head", "--jobs", str(jobs), "--out-dir", str(ours),
+                                 *map(str, paths)], root))
+    differing = []
+    for path in paths:
+        name = path.name.replace("_results_", "_summary_reparsed_")
+        a = cell_numbers(json.loads((theirs / name).read_text(encoding="utf-8")))
+        b = cell_numbers(json.loads((ours / name).read_text(encoding="utf-8")))
+        if a != b:
+            differing.append(name)
+    cells = sum(len(json.loads((ours / p.name.replace("_results_", "_summary_reparsed_")).read_text())["summary"]) // 3
+                for p in paths)
+    (best_original, original_cpu), (best_project, project_cpu) = min(original_s), min(project_s)
+    print(f"{len(paths)} files of {min(megabytes):.0f}-{max(megabytes):.0f} MB, {cells} cells, best of {repeat} "
+          f"(wall s; CPU s of all processes in brackets; os.getloadavg() before: {load[0]:.1f})")
+    print(f"original reparse_results.py (1 process): {best_original:.2f} s  [{original_cpu:.2f}]")
+    print(f"python -m stages.reparse (--jobs {jobs}):  {best_project:.2f} s  [{project_cpu:.2f}]")
+    print(f"ratio: {best_original / best_project:.1f}x faster (CPU {original_cpu / project_cpu:.1f}x); per-cell numbers "
+          + ("identical" if not differing else f"DIFFER in {', '.join(differing)}"))
+    return 1 if differing else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the published rows per cell (default 1)")
+    parser.add_argument("--scale", type=float, default=None,
+                        help=f"fraction of the published rows per cell (default 1; {COMPARE_SCALE} with --original)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="reparse processes (default: all cores)")
     parser.add_argument("--dir", type=Path, help="where to write the synthetic corpus (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the corpus afterwards")
+    parser.add_argument("--original", type=Path, help="reparse_results.py, or its folder: time it against the project")
+    parser.add_argument("--repeat", type=int, default=3, help="with --original: runs of each, the best counts")
     args = parser.parse_args(argv)
 
     folder = args.dir or Path(tempfile.mkdtemp(prefix="reparse-speed-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
+        if args.original is not None:
+            scale = COMPARE_SCALE if args.scale is None else args.scale
+            return compare_with_original(args.original, folder, scale, args.jobs, max(1, args.repeat))
+        args.scale = 1.0 if args.scale is None else args.scale
         started = time.perf_counter()
         paths = write_corpus(folder, args.scale, args.jobs)
         written = time.perf_counter() - started

@@ -28,6 +28,7 @@ from stages.lib.errors import exit_stage
 from stages.lib.filters import Accepted, FilterChain
 from stages.lib.params import UNPINNED, HubSource, InstalledSource, ParamsError, load_params
 from stages.lib.paths import safe_join
+from stages.lib.progress import progress, stage_logger
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.sources import SourceFile
 from stages.lib.sources.installed import SourceError, iter_installed
@@ -97,28 +98,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="data/raw", help="parent folder of data/raw/<source>/")
     parser.add_argument("--metrics", default="metrics/data", help="folder of the per-reason counters")
     args = parser.parse_args(argv)
+    log = stage_logger(f"fetch@{args.source}")
 
     try:
         params = load_params(args.params)
     except ParamsError as error:
-        print(error, file=sys.stderr)
+        log.error("%s", error)
         return 2
     if args.source not in params.fetch.sources:
-        print(f"{args.params}: fetch.sources.{args.source}: no such source", file=sys.stderr)
+        log.error("%s: fetch.sources.%s: no such source", args.params, args.source)
         return 2
     source = params.fetch.sources[args.source]
     if isinstance(source, HubSource) and source.revision == UNPINNED:
-        print(
+        log.error(
             f"{args.params}: fetch.sources.{args.source}.revision: still {UNPINNED!r}; set the commit of "
-            f"{source.dataset} you stream (the original pinned none, so its stream cannot be re-read)",
-            file=sys.stderr,
+            f"{source.dataset} you stream (the original pinned none, so its stream cannot be re-read)"
         )
         return 2
     chain = FilterChain(params.fetch.filters)
     try:
-        accepted, ledger = run_filters(iter_source(args.source, source), chain, source.limit)
+        files = progress(iter_source(args.source, source), desc=f"fetch@{args.source}", unit="file")
+        accepted, ledger = run_filters(files, chain, source.limit)
     except SourceError as error:
-        print(error, file=sys.stderr)
+        log.error("%s", error)
         return 2
 
     label, revision = source_label(args.source, source)
@@ -139,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     write_provenance(out, "fetch", resolved, {"source_key": args.source})
     stats = chain.stats()
     write_json(Path(args.metrics) / f"fetch-{args.source}.json", {"fetch": {args.source: stats}})
-    print(f"fetch@{args.source}: {len(rows)} files kept, {len(ledger)} rejected -> {out}")
+    log.info("%d files kept, %d rejected -> %s", len(rows), len(ledger), out)
     return 0
 
 

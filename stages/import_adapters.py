@@ -3,6 +3,7 @@
     python -m stages.import_adapters --revision <commit>                      # every run of params.yaml
     python -m stages.import_adapters --revision <commit> --runs condition-2-zh-5k-seed42
     python -m stages.import_adapters --revision <commit> --local-dir ~/lora   # an offline copy in the Hub's layout
+    python -m stages.import_adapters --stage            # dvc.yaml: import_adapters (params.yaml's published.adapters)
 
 Paper scale only (params.yaml rendered with ``--scale paper``): the published adapters fit
 ``CohereLabs/tiny-aya-base``, not the smoke model. For each run of params.yaml (or ``--runs``)
@@ -23,6 +24,12 @@ sha256 of each file (no time, so a re-import writes the same bytes). ``python -m
 stages.manifest`` lists imported adapters with that origin. The folders are the
 ``train@<run>`` outputs' paths: ``dvc status`` then reports those stages as changed; do not
 ``dvc commit`` imported adapters as trained ones.
+
+``--stage`` is the DVC stage ``import_adapters``: repo and revision from ``published.adapters`` of
+params.yaml, every run, into its own output ``data/published/adapters/<path>/`` (never ``models/``,
+which is train's). With ``published.enabled: false`` (the smoke default) it writes only
+``data/published/adapters/status.json`` saying why, without network; enabled, the revision must be
+pinned. The download is stages/lib/published.py's (token from ``HF_TOKEN`` only).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import struct
 import sys
 from pathlib import Path
 
+from stages.lib import published
 from stages.lib.params import UNPINNED, ParamsError, Params, load_params
 from stages.lib.provenance import file_sha256, write_json
 from stages.lib.paths import adapter_folder
@@ -41,17 +49,11 @@ from stages.lib.paths import adapter_folder
 DEFAULT_REPO = "legesher/language-decoded-lora"
 REQUIRED = ("adapter_config.json", "adapter_model.safetensors")
 OPTIONAL = ("training_metrics.json",)
-MOVING = {"", "main", "master", "HEAD", UNPINNED}
+MOVING = published.MOVING
+STAGE_OUT = Path("data/published/adapters")
 
-
-class AdapterImportError(ValueError):
-    """An import that cannot be done as asked; the message says why."""
-
-
-def check_revision(revision: str) -> str:
-    if revision in MOVING:
-        raise AdapterImportError(f"--revision {revision!r} is not pinned: pass the commit sha of the Hub repo")
-    return revision
+AdapterImportError = published.PublishedError  # an import that cannot be done as asked; the message says why
+check_revision = published.check_revision
 
 
 def hub_paths(params: Params, run_ids: list[str]) -> dict[str, str]:
@@ -62,14 +64,9 @@ def hub_paths(params: Params, run_ids: list[str]) -> dict[str, str]:
     return {run_id: adapter_folder(Path("."), params.train, run_id).as_posix() for run_id in run_ids}
 
 
-def download(repo: str, revision: str, patterns: list[str]) -> Path:
+def download(repo: str, revision: str, patterns: list[str], cache_dir: Path | None = None) -> Path:
     """The network boundary: the Hub snapshot of just these files (the HF cache; honours HF_HUB_OFFLINE)."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id=repo, revision=revision, allow_patterns=patterns, repo_type="model"))
-    except Exception as error:  # offline, no such revision, auth: the hub's errors share no base class with OSError
-        raise AdapterImportError(f"cannot download {repo}@{revision}: {type(error).__name__}: {error}") from None
+    return published.snapshot(repo, "model", revision, patterns, cache_dir)
 
 
 def local_commit(source: Path, path_in_repo: str) -> str | None:
@@ -124,6 +121,7 @@ def import_adapters(
     *,
     local_dir: Path | None = None,
     models_dir: Path = Path("models"),
+    cache_dir: Path | None = None,
 ) -> list[Path]:
     """Fetch, verify every adapter, then copy each into ``models_dir/<path>/`` with ``import.json``."""
     check_revision(revision)
@@ -134,7 +132,7 @@ def import_adapters(
         )
     paths = hub_paths(params, list(params.runs) if not run_ids else run_ids)
     patterns = [f"{path}/{name}" for path in paths.values() for name in (*REQUIRED, *OPTIONAL)]
-    source = local_dir if local_dir is not None else download(repo, revision, patterns)
+    source = local_dir if local_dir is not None else download(repo, revision, patterns, cache_dir)
     for path in paths.values():  # all or nothing: nothing is copied if one adapter is wrong
         check_adapter(source, path, revision)
     written = []
@@ -164,17 +162,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", nargs="*", help="run ids of params.yaml (default: all)")
     parser.add_argument("--local-dir", type=Path, help="read this folder in the Hub's layout instead of downloading")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--models", type=Path, default=Path("models"))
+    parser.add_argument("--models", type=Path, default=None, help=f"default models (with --stage: {STAGE_OUT})")
+    parser.add_argument("--stage", action="store_true",
+                        help="the dvc stage: repo and revision from published.adapters of params.yaml, every run")
+    parser.add_argument("--cache-dir", type=Path, help="the Hugging Face cache to use (default: the hub's own)")
     args = parser.parse_args(argv)
+    if args.stage and (args.runs or args.local_dir or args.revision != UNPINNED or args.repo != DEFAULT_REPO):
+        parser.error("--stage takes repo, revision and runs from params.yaml; give none of --repo, --revision, "
+                     "--runs, --local-dir")
     try:
         params = load_params(args.params)
+        if args.stage:
+            args.models = args.models or STAGE_OUT
+            if not params.published.enabled:
+                reason = f"{args.params}: published.enabled is false (the smoke default: no network)"
+                published.write_skipped(args.models, "import_adapters", reason, "set published.enabled: true and "
+                                        "published.adapters.revision in paper params, then `dvc repro import_adapters`")
+                print(f"import_adapters: skipped, {reason}; {args.models / published.STATUS} says so")
+                return 0
+            args.repo, args.revision = params.published.adapters.repo, params.published.adapters.revision
+            check_revision(args.revision, "published.adapters.revision")
+            published.reset(args.models)
         written = import_adapters(
-            params, args.repo, args.revision, args.runs, local_dir=args.local_dir, models_dir=args.models
+            params, args.repo, args.revision, args.runs, local_dir=args.local_dir, models_dir=args.models or Path("models"),
+            cache_dir=args.cache_dir,
         )
     except (AdapterImportError, ParamsError, OSError) as error:
         print(f"import_adapters: {error}", file=sys.stderr)
         return 2
-    print(f"import_adapters: {len(written)} adapters of {args.repo}@{args.revision} -> {args.models}/")
+    if args.stage:
+        write_json(args.models / published.STATUS, {"stage": "import_adapters", "status": "imported", "repo": args.repo,
+                                                    "revision": args.revision, "adapters": len(written)})
+    print(f"import_adapters: {len(written)} adapters of {args.repo}@{args.revision} -> {args.models or 'models'}/")
     return 0
 
 

@@ -42,7 +42,8 @@ def train(llink: Llink, paths: inputs.Paths):
 
         groups = [{"params": lora_parameters(model), "lr": cfg.lr_lora, "weight_decay": cfg.weight_decay}]
         model.train()
-        history = optimise(groups, cfg.steps, cfg.micro_batch, cfg.grad_accum, cfg.warmup_frac, cfg.clip, len(rows), step_loss)
+        history = optimise(groups, cfg.steps, cfg.micro_batch, cfg.grad_accum, cfg.warmup_frac, cfg.clip, len(rows), step_loss,
+                           desc="llink_direct")
         model.eval()
     return model, history, rows
 

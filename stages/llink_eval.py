@@ -34,6 +34,7 @@ from stages.lib.llink.run import main_of, provenance, stamp, write_json
 from stages.lib.llink.slots import SLOT_MODES, SlotBridge, inject, position_ids, slot_inputs
 from stages.lib.loading import load_adapter
 from stages.lib.params import Llink
+from stages.lib.progress import progress
 
 
 def load_llink(llink: Llink, paths: inputs.Paths, decoder, tok):
@@ -59,7 +60,7 @@ def nll(model, rows, slots: torch.Tensor | None, mode: str, pad_id: int, batch_s
     """Mean target NLL per token over ``rows``; ``slots`` None: the rows carry their own input (direct)."""
     total, count = 0.0, 0
     embed = model.get_input_embeddings()
-    for start in range(0, len(rows), batch_size):
+    for start in progress(range(0, len(rows), batch_size), desc=f"llink_eval nll {mode}", unit="batch"):
         batch = collate(rows[start : start + batch_size], pad_id)
         embeds = embed(batch["input_ids"])
         if slots is not None:
@@ -75,7 +76,7 @@ def greedy(model, rows, slots: torch.Tensor | None, pad_id: int, eos_id: int, ma
     """Greedy decoding by full forwards over left-padded ``inputs_embeds`` (no KV cache: tiny and exact)."""
     embed = model.get_input_embeddings()
     outputs = []
-    for start in range(0, len(rows), batch_size):
+    for start in progress(range(0, len(rows), batch_size), desc="llink_eval generate", unit="batch"):
         batch = collate(rows[start : start + batch_size], pad_id, left=True)
         embeds, mask = embed(batch["input_ids"]), batch["attention_mask"]
         if slots is not None:

@@ -28,6 +28,7 @@ from stages.lib.llink.metrics import retrieval, rounded
 from stages.lib.llink.projector import Projector, TeacherQueue, cosine_lr, temperature
 from stages.lib.llink.run import main_of, provenance, stamp, write_csv, write_json
 from stages.lib.params import Llink, LlinkStageA
+from stages.lib.progress import progress
 
 FEATURES = Path("data/llink/features/features.safetensors")
 OUT = Path("models/llink/stage_a")
@@ -61,7 +62,7 @@ def train(cfg: LlinkStageA, features: dict[str, torch.Tensor], threads: int) -> 
         order = torch.randperm(len(enc), generator=generator)
         per_step = cfg.micro_batch * cfg.grad_accum
         history, pointer = [], 0
-        for step in range(cfg.steps):
+        for step in progress(range(cfg.steps), desc="llink_stage_a", unit="step"):
             lr = cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr

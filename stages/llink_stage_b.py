@@ -88,7 +88,8 @@ def train(llink: Llink, paths: inputs.Paths) -> tuple[object, SlotBridge, list[d
             {"params": list(bridge.scale.parameters()), "lr": cfg.lr_scale, "weight_decay": 0.0},
         ]
         model.train()
-        history = optimise(groups, cfg.steps, cfg.micro_batch, cfg.grad_accum, cfg.warmup_frac, cfg.clip, len(rows), step_loss)
+        history = optimise(groups, cfg.steps, cfg.micro_batch, cfg.grad_accum, cfg.warmup_frac, cfg.clip, len(rows), step_loss,
+                           desc="llink_stage_b")
         model.eval()
         bridge.eval()
     return model, bridge, history, tok

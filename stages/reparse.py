@@ -4,6 +4,8 @@
     python -m stages.reparse --jobs 2 --stamp-time FILE...   # 2 processes; reparsed_at as the original
     python -m stages.reparse --extract sib200 --extractor strict < outputs.jsonl
     python -m stages.reparse --no-repo-head --jobs 1 --sessions params.yaml   # dvc.yaml: reparse (every session)
+    python -m stages.reparse --no-repo-head --published data/published/experiments --out-dir data/published/reparsed
+                                                             # dvc.yaml: reparse_published
 
 Reads ``{condition}_seed{N}[_smokeN]_results_{template}.json`` in the published schema of
 ``legesher/language-decoded-experiments`` (cells ``template1_xnli_data=zh_instr=en`` holding rows
@@ -30,6 +32,13 @@ Kept as the original: keys and key order, ``json.dumps(indent=2, ensure_ascii=Fa
 final newline, ``old_acc``/``old_fail`` written as ``null`` when the results file lacks them
 (their delta counts them as 0), and unrounded floats.
 
+``--published TREE --out-dir OUT`` reparses every ``phase3/conditions/<condition>/seed<N>/`` results
+file of an imported snapshot (stages/import_published.py) into the same layout under OUT; when the
+import was skipped (``published.enabled: false``) it writes only ``OUT/status.json`` saying so.
+
+The pure core (cell keys, scoring, the summary body, the fast typed read) is
+``stages/lib/reparse_core.py``; this module reads, writes and parallelises.
+
 ``--extract`` reads one JSON-encoded raw output per line on stdin and writes one JSON value per
 line (the label, or ``null``), for checking a single answer by hand.
 """
@@ -40,59 +49,20 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Iterable, Sequence, TextIO
 
 from stages.lib import extractors, results
-from stages.lib.provenance import code_provenance, write_provenance
+from stages.lib.reparse_core import (  # noqa: F401 - the pure core, re-exported for callers of stages.reparse
+    CELL_KEY, DEFAULT_EXTRACTOR, DELTA_EPSILON, SUMMARY_KEYS, Cell, CellScore, ReparseError, _reparse, cell_delta,
+    extractor_provenance, load_results, parse_cell_key, reparse_results, score_cell,
+)
 
-DEFAULT_EXTRACTOR = "refined"
-DELTA_EPSILON = 1e-9  # a cell is "changed" when |Δacc| or |Δfail| exceeds this
-SUMMARY_KEYS = ("summary", "parse_failure_rates")
-
-CELL_KEY = results.CELL_KEY
 RESULTS_NAME = results.RESULTS_NAME
 dumps = results.dumps
 write_atomic = results.write_atomic
-
-
-class ReparseError(ValueError):
-    """Bad input; the message says where (file, cell, row)."""
-
-
-@dataclass(frozen=True)
-class Cell:
-    key: str
-    template: str
-    benchmark: str
-    data_lang: str
-    instr_lang: str
-
-
-@dataclass(frozen=True)
-class CellScore:
-    n: int
-    correct: int
-    failures: int
-
-    @property
-    def acc(self) -> float:
-        return self.correct / self.n
-
-    @property
-    def fail(self) -> float:
-        return self.failures / self.n
-
-
-def parse_cell_key(key: str) -> Cell:
-    match = CELL_KEY.match(key)
-    if not match:
-        raise ReparseError(f"unknown cell key {key!r} (expected template<N>_<xnli|csqa|sib200|belebele>_data=<ll>_instr=<ll>)")
-    return Cell(key, *match.groups())
 
 
 def reparsed_path(results_path: Path | str, out_dir: Path | str | None = None) -> Path:
@@ -106,153 +76,10 @@ def reparsed_path(results_path: Path | str, out_dir: Path | str | None = None) -
     return Path(out_dir) / name if out_dir is not None else results_path.with_name(name)
 
 
-def score_cell(cell: Cell, rows: Any, extractor: extractors.Extractor) -> CellScore:
-    """Counts of one cell; a None prediction is a failure and wrong, as in the original."""
-    if not isinstance(rows, list):
-        raise ReparseError(f"cell {cell.key!r}: expected a list of rows, got {type(rows).__name__}")
-    if not rows:
-        raise ReparseError(f"cell {cell.key!r}: no rows")
-    memo: dict[str, str | None] = {}  # raw outputs repeat a lot; the extractors are pure
-    correct = failures = 0
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise ReparseError(f"cell {cell.key!r} row {index}: expected an object, got {type(row).__name__}")
-        for field in ("raw_output", "gold"):
-            if field not in row:
-                raise ReparseError(f"cell {cell.key!r} row {index}: missing {field!r}")
-        raw = row["raw_output"]
-        if not isinstance(raw, str):
-            raise ReparseError(f"cell {cell.key!r} row {index}: raw_output is {type(raw).__name__}, not a string")
-        if raw in memo:
-            pred = memo[raw]
-        else:
-            pred = memo[raw] = extractor(raw)
-        if pred is None:
-            failures += 1
-        elif pred == row["gold"]:
-            correct += 1
-    return CellScore(len(rows), correct, failures)
-
-
-def extractor_provenance(extractor_name: str, benchmarks: Iterable[str], repo_head: str | None) -> dict:
-    record = {
-        "source_path": Path(extractors.__file__).name,  # basename: no machine path in outputs
-        "content_sha256": extractors.source_sha256(),
-        "extractor": extractor_name,
-        "extractor_versions": {b: extractors.get_extractor(extractor_name, b).version for b in benchmarks},
-    }
-    if repo_head:
-        record["repo_head_commit"] = repo_head
-    return record
-
-
-def reparse_results(
-    results: Any,
-    source_name: str,
-    *,
-    extractor_name: str = DEFAULT_EXTRACTOR,
-    reparsed_at: str | None = None,
-    repo_head: str | None = None,
-) -> dict:
-    """The ``_summary_reparsed_`` body for one parsed ``_results_`` file.
-
-    Pure: the time and the commit come in as arguments, so equal inputs give equal outputs.
-    Raises :class:`ReparseError` naming ``source_name`` and the cell/row at fault.
-    """
-    try:
-        return _reparse(results, source_name, extractor_name, reparsed_at, repo_head)
-    except ReparseError as error:
-        raise ReparseError(f"{source_name}: {error}") from None
-
-
-def _reparse(results: Any, source_name: str, extractor_name: str, reparsed_at: str | None, repo_head: str | None) -> dict:
-    if not isinstance(results, dict):
-        raise ReparseError(f"expected a JSON object at the top level, got {type(results).__name__}")
-    old_summary = _mapping(results, "summary")
-    old_fail_rates = _mapping(results, "parse_failure_rates")
-
-    summary: dict[str, float | int] = {}
-    fail_rates: dict[str, float] = {}
-    deltas: dict[str, dict] = {}
-    benchmarks: set[str] = set()
-    for key, rows in results.items():
-        if key in SUMMARY_KEYS:
-            continue
-        cell = parse_cell_key(key)
-        try:
-            extractor = extractors.get_extractor(extractor_name, cell.benchmark)
-        except KeyError as error:
-            raise ReparseError(f"cell {key!r}: {error.args[0]}") from None
-        score = score_cell(cell, rows, extractor)
-        benchmarks.add(cell.benchmark)
-        summary[f"{key}_acc"] = score.acc
-        summary[f"{key}_count"] = score.n
-        summary[f"{key}_correct"] = score.correct
-        fail_rates[key] = score.fail
-        old_acc = _old_value(old_summary, f"{key}_acc", "summary")
-        old_fail = _old_value(old_fail_rates, key, "parse_failure_rates")
-        delta = cell_delta(old_acc, score.acc, old_fail, score.fail)
-        if delta is not None:
-            deltas[key] = delta
-    if not summary:
-        raise ReparseError("no cells: a results file holds at least one template<N>_<benchmark>_data=.._instr=.. list of rows")
-
-    return {
-        "summary": summary,
-        "parse_failure_rates": fail_rates,
-        "reparse_metadata": {
-            "reparsed_at": reparsed_at,
-            "original_results_filename": source_name,
-            "extractors_applied": sorted(benchmarks),
-            "extractor_provenance": extractor_provenance(extractor_name, sorted(benchmarks), repo_head),
-            "cells_changed": len(deltas),
-            "delta_per_cell": deltas,
-        },
-    }
-
-
-def _mapping(results: dict, key: str) -> dict:
-    value = results.get(key, {})
-    if not isinstance(value, dict):
-        raise ReparseError(f"{key!r} must be an object, got {type(value).__name__}")
-    return value
-
-
-def _old_value(mapping: dict, key: str, where: str) -> float | None:
-    value = mapping.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise ReparseError(f"{where}[{key!r}] is {value!r}, not a number")
-    return value
-
-
-def cell_delta(old_acc: float | None, new_acc: float, old_fail: float | None, new_fail: float) -> dict | None:
-    """The ``delta_per_cell`` entry, or None when neither moved by more than 1e-9.
-
-    A missing old value counts as 0 in the delta but is written as null, as the original did.
-    """
-    delta_acc = new_acc - (old_acc or 0)
-    delta_fail = new_fail - (old_fail or 0)
-    if abs(delta_acc) <= DELTA_EPSILON and abs(delta_fail) <= DELTA_EPSILON:
-        return None
-    return {
-        "old_acc": old_acc,
-        "new_acc": new_acc,
-        "delta_acc": delta_acc,
-        "old_fail": old_fail,
-        "new_fail": new_fail,
-        "delta_fail": delta_fail,
-    }
-
-
-def load_results(path: Path) -> Any:
-    try:
-        return results.read_json(path)
-    except results.ResultsFileError as error:
-        raise ReparseError(str(error)) from None
-
-
 def repo_head_commit() -> str | None:
     """The git HEAD of the checkout holding the extractor source, or None outside git."""
+    from stages.lib.provenance import code_provenance  # imported here: importlib.metadata costs start-up time
+
     return code_provenance(Path(extractors.__file__).resolve().parent)["git_sha"]
 
 
@@ -306,31 +133,34 @@ def reparse_files(
     repo_head: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
-    out_dir: Path | str | None = None,
+    out_dir: Path | str | Sequence[Path | str] | None = None,
 ) -> int:
-    """Reparse every file, one process per core; returns how many failed (each already reported)."""
+    """Reparse every file, one process per core; returns how many failed (each already reported).
+
+    ``out_dir``: None (beside each file), one folder, or a list with one folder per file."""
     out = out or sys.stdout
     err = err or sys.stderr
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
-    folder = str(out_dir) if out_dir is not None else None
-    tasks = [(str(p), extractor_name, stamp_time, repo_head, folder) for p in paths]
+    dirs = list(out_dir) if isinstance(out_dir, (list, tuple)) else [out_dir] * len(paths)
+    folders = [str(d) if d is not None else None for d in dirs]
+    tasks = [(str(p), extractor_name, stamp_time, repo_head, folder) for p, folder in zip(paths, folders)]
     if jobs == 1:
         outcomes = (_reparse_one(*task) for task in tasks)
-        return _report(outcomes, out, err, folder)
+        return _report(outcomes, out, err, folders)
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return _report(pool.map(_reparse_one, *zip(*tasks)), out, err, folder)
+        return _report(pool.map(_reparse_one, *zip(*tasks)), out, err, folders)
 
 
 def _report(
-    outcomes: Iterable[tuple[str, str | None, int, int]], out: TextIO, err: TextIO, out_dir: str | None = None
+    outcomes: Iterable[tuple[str, str | None, int, int]], out: TextIO, err: TextIO, folders: Sequence[str | None]
 ) -> int:
     failed = 0
-    for path, error, cells, changed in outcomes:
+    for (path, error, cells, changed), folder in zip(outcomes, folders):
         if error:
             failed += 1
             print(f"reparse: error: {error}", file=err, flush=True)
         else:
-            print(f"{reparsed_path(path, out_dir)}: {cells} cells, {changed} changed", file=out, flush=True)
+            print(f"{reparsed_path(path, folder)}: {cells} cells, {changed} changed", file=out, flush=True)
     return failed
 
 
@@ -372,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stamp-time", action="store_true", help="write reparsed_at (UTC ISO-8601); outputs then differ per run")
     parser.add_argument("--no-repo-head", action="store_true", help="leave repo_head_commit out of the provenance")
     parser.add_argument("--out-dir", type=Path, help="write the reparsed summaries here instead of beside each file")
+    parser.add_argument("--published", type=Path, metavar="TREE",
+                        help="the dvc stage reparse_published: every Phase 3 results file of an imported snapshot, "
+                             "into --out-dir in the same layout")
     parser.add_argument("--sessions", type=Path, metavar="PARAMS",
                         help="the dvc stage: every session of evaluate.sessions in PARAMS, its out into its reparsed folder")
     return parser
@@ -392,6 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if hasattr(stream, "reconfigure"):
                 stream.reconfigure(encoding="utf-8")
         return extract_stream(args.extract, name, sys.stdin, sys.stdout, sys.stderr)
+    if args.published is not None:
+        if args.files or args.sessions is not None or args.out_dir is None:
+            parser.error("--published TREE takes no files or --sessions, and needs --out-dir")
+        repo_head = None if args.no_repo_head else repo_head_commit()
+        return reparse_published(args.published, args.out_dir, jobs=args.jobs, repo_head=repo_head)
     if args.sessions is not None:
         if args.files or args.out_dir is not None:
             parser.error("--sessions takes each session's folders from the params file; give no files or --out-dir")
@@ -430,6 +268,8 @@ def reparse_into(out_dir: Path, files: list[Path], *, jobs: int | None, stamp_ti
         stale.unlink()
     failed = reparse_files(files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head, out_dir=out_dir) if files else 0
     if not failed:
+        from stages.lib.provenance import write_provenance
+
         write_provenance(out_dir, "reparse", {"inputs": [p.name for p in files], "repo_head": repo_head})
     return 1 if failed else 0
 
@@ -460,6 +300,32 @@ def reparse_sessions(params_path: Path, *, jobs: int | None, stamp_time: bool, n
             print(f"reparse: session {name!r}: no Phase 3 _results_ files in {source}; nothing to reparse", file=sys.stderr)
         failed += reparse_into(Path(session.reparsed), files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head)
     return 1 if failed else 0
+
+def reparse_published(tree: Path, out_dir: Path, *, jobs: int | None, repo_head: str | None) -> int:
+    """The dvc stage reparse_published: an imported snapshot's Phase 3 results files, the layout kept."""
+    from stages.lib import published
+
+    reason = published.skipped_reason(tree)
+    if reason is not None:
+        published.write_skipped(out_dir, "reparse_published", f"the import was skipped: {reason}",
+                                "see data/published/experiments/status.json")
+        print(f"reparse: skipped, the import was skipped ({reason}); {out_dir / published.STATUS} says so")
+        return 0
+    files = sorted(p for p in (tree / "phase3" / "conditions").glob("*/seed*/*.json") if RESULTS_NAME.match(p.name))
+    if not files:
+        print(f"reparse: {tree}: no phase3/conditions/<condition>/seed<N>/..._results_<template>.json files",
+              file=sys.stderr)
+        return 2
+    published.reset(out_dir)
+    folders = [out_dir / p.parent.relative_to(tree) for p in files]
+    if reparse_files(files, jobs=jobs, repo_head=repo_head, out_dir=folders):
+        return 1
+    from stages.lib.provenance import write_provenance
+
+    write_provenance(out_dir, "reparse", {"inputs": [p.relative_to(tree).as_posix() for p in files],
+                                          "repo_head": repo_head, "snapshot": published.status(tree)})
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,8 +21,10 @@ model (smoke: the tiny ``Cohere2ForCausalLM`` in ``models/base``; paper: ``base.
 - ``provenance.json``: the same content provenance plus the git commit;
 
 and ``metrics/train/<run id>/``: ``loss.tsv`` (step, epoch, loss, grad_norm, learning_rate: the
-logged loss curve, a ``dvc plots`` source) and ``summary.json`` (the adapter's sha256, the
-train loss, steps, rows, tokens; what the manifest stage depends on).
+logged loss curve, appended at every logging step while the run trains, stages/lib/train_log.py;
+a ``dvc plots`` source) and ``summary.json`` (the adapter's sha256, the train loss, steps, rows,
+tokens; a DVC metric, and what the manifest stage depends on). Progress bars show in a terminal
+only (stages/lib/progress.py).
 
 What is reproduced (data-pipeline.md section 6 and section 11, items 17-22):
 
@@ -114,8 +116,10 @@ from stages.lib.fingerprint import code_fingerprint
 from stages.lib.loading import load_causal_lm
 from stages.lib.numerics import cpu_numerics
 from stages.lib.paths import adapter_folder
+from stages.lib.progress import progress_enabled, stage_logger
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
+from stages.lib.train_log import loss_curve_callback
 
 
 # the distributions whose versions decide an adapter's bytes (bitsandbytes/unsloth where installed)
@@ -265,17 +269,6 @@ def trainer_class():
             self.lr_scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
 
     return CpuDdpResumingTrainer
-
-
-def write_loss_curve(path: Path, log_history: list[dict]) -> None:
-    """The logged training loss per step as TSV, for ``dvc plots`` (x: step, y: loss)."""
-    columns = ("step", "epoch", "loss", "grad_norm", "learning_rate")
-    lines = ["\t".join(columns)]
-    for entry in log_history:
-        if "loss" in entry:
-            lines.append("\t".join(repr(entry[key]) if key in entry else "" for key in columns))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- data
@@ -470,7 +463,7 @@ def training_arguments(train: Train, seed: int, steps: int, work_dir: Path):
         data_seed=seed,
         use_cpu=train.backend == "peft-cpu",
         dataloader_num_workers=0,
-        disable_tqdm=True,
+        disable_tqdm=not progress_enabled(),  # bars in a terminal, none in CI and logs
         remove_unused_columns=False,
         **distributed,
     )
@@ -536,6 +529,8 @@ def train_run(
                 work_dir = checkpoint_dir(checkpoints_dir, run_id, checkpoint_fingerprint(resolved))
                 resume_from = last_checkpoint(work_dir, train.processes)
             loss_total = loss_total_callback(resume_from)
+            if metrics_dir is not None:  # the loss curve, row by row as the steps are logged
+                callbacks = (loss_curve_callback(metrics_dir / run_id / "loss.tsv"), *callbacks)
             trainer = trainer_class()(
                 model=model,
                 args=training_arguments(train, run.seed, steps, work_dir),
@@ -605,7 +600,6 @@ def train_run(
     write_json(out / "run_config.json", record)
     write_provenance(out, "train", resolved)
     if metrics_dir is not None:
-        write_loss_curve(metrics_dir / run_id / "loss.tsv", history)
         write_json(metrics_dir / run_id / "summary.json", run_summary(run_id, out, models_dir, train_result, data))
     if train.save_steps is not None and checkpoints_dir is not None:
         shutil.rmtree(checkpoints_dir / run_id, ignore_errors=True)  # done: nothing left to resume
@@ -698,6 +692,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", default="logs", help="the uncached timing log and logs/checkpoints/<run>/ go here")
     parser.add_argument("--metrics", default="metrics/train", help="the loss curve goes to <metrics>/<run>/loss.tsv")
     args = parser.parse_args(argv)
+    log = stage_logger(f"train@{args.run}")
     try:
         params = load_params(args.params)
         if args.run not in params.runs:
@@ -719,15 +714,15 @@ def main(argv: list[str] | None = None) -> int:
             metrics_dir=Path(args.metrics),
         )
     except (TrainError, ParamsError, OSError) as error:
-        print(f"train: {error}", file=sys.stderr)
+        log.error("%s", error)
         return 2
     finally:
         _leave_process_group()
     if out is None:  # a rank other than 0: rank 0 reports
         return 0
     metrics = json.loads((out / "training_metrics.json").read_text(encoding="utf-8"))
-    print(
-        f"train: {args.run}: {metrics['data']['rows']} rows, {metrics['data']['steps']} steps, "
+    log.info(
+        f"{metrics['data']['rows']} rows, {metrics['data']['steps']} steps, "
         f"loss {metrics['train_result'].get('train_loss', float('nan')):.4f} -> {out} ({time.time() - started:.1f}s)"
     )
     return 0

@@ -46,6 +46,7 @@ from pathlib import Path
 from stages.lib.errors import exit_stage
 from stages.lib.langpacks import LanguagePack, load_pack
 from stages.lib.params import ParamsError, Translate, load_params
+from stages.lib.progress import progress, stage_logger
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_jsonl, read_rows, split_path, write_jsonl, write_parquet
 from stages.lib.translation import prompt, segments
@@ -185,8 +186,8 @@ def _extra(cfg: Translate, pack: LanguagePack, label: str) -> dict:
     return extra
 
 
-def _fail(message: str, secrets: tuple[str, ...] = (), code: int = 2) -> int:
-    print(redact(message, secrets), file=sys.stderr)
+def _fail(stage: str, message: str, secrets: tuple[str, ...] = (), code: int = 2) -> int:
+    stage_logger(stage).error("%s", redact(message, secrets))
     return code
 
 
@@ -209,15 +210,15 @@ def run_stage(args) -> int:
     try:
         params = load_params(args.params)
     except ParamsError as error:
-        return _fail(str(error))
+        return _fail("translate", str(error))
     cfg = params.translate
     if args.lang not in cfg.all_langs() or args.tier not in cfg.tiers:
-        return _fail(f"{args.params}: translate: {args.lang}-{args.tier} is not a cell of translate.lead_lang/langs x tiers")
+        return _fail("translate", f"{args.params}: translate: {args.lang}-{args.tier} is not a cell of translate.lead_lang/langs x tiers")
     cell = f"{args.lang}-{args.tier}"
     try:
         backend = make_backend(cfg)
     except BackendError as error:
-        return _fail(f"translate@{cell}: {error}")
+        return _fail(f"translate@{cell}", f"{error}")
     secrets = tuple(getattr(backend, "secrets", ()))
     pack = load_pack(params.transpile.packs, args.lang)
     data = Path(args.data)
@@ -225,7 +226,7 @@ def run_stage(args) -> int:
     if args.lang != cfg.lead_lang and cfg.allowlist_from:
         lead_ledger = data / f"condition-5-{cfg.allowlist_from}-{args.tier}" / "ledger.jsonl"
         if not lead_ledger.exists():
-            return _fail(f"translate@{cell}: {lead_ledger}: missing; translate {cfg.allowlist_from} first (translate-lead)")
+            return _fail(f"translate@{cell}", f"{lead_ledger}: missing; translate {cfg.allowlist_from} first (translate-lead)")
         allowlist = read_allowlist(lead_ledger)
     jobs: list[Job] = []
     try:
@@ -234,7 +235,7 @@ def run_stage(args) -> int:
             cond2 = read_rows(split_path(data / f"condition-2-{args.lang}-{args.tier}", split), ["idx", "code"])
             jobs += _jobs(split, source, cond2, None if allowlist is None else allowlist[split])
     except (FileNotFoundError, ValueError) as error:
-        return _fail(f"translate@{cell}: {error}")
+        return _fail(f"translate@{cell}", f"{error}")
 
     cache = ResponseCache(Path(args.cache) / cell)
     cache.clean_partials()
@@ -242,20 +243,21 @@ def run_stage(args) -> int:
     label = translator_label(cfg)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=cfg.concurrency) as pool:
-        outcomes = list(pool.map(lambda job: _timed(job, caller, cfg, pack, params.transpile.scope, label), jobs))
+        answered = pool.map(lambda job: _timed(job, caller, cfg, pack, params.transpile.scope, label), jobs)
+        outcomes = list(progress(answered, desc=f"translate@{cell}", total=len(jobs), unit="file"))
     stopped = [(job, o.error) for job, o in zip(jobs, outcomes) if o.error is not None]
     _write_log(Path(args.logs) / f"translate-{cell}.jsonl", outcomes, time.monotonic() - started)
     if stopped:
         job, shown = next(((j, e) for j, e in stopped if e.fatal), stopped[0])
         where = f"{job.split} idx {job.row['idx']} ({job.row['file_path']})"
         return _fail(
-            f"translate@{cell}: {len(stopped)} files stopped on backend errors, e.g. {where}: {shown}. Nothing was "
+            f"translate@{cell}", f"{len(stopped)} files stopped on backend errors, e.g. {where}: {shown}. Nothing was "
             f"written; every answer received is cached in {cache.root}, so running the stage again resumes.",
             secrets, shown.exit_code,
         )
     problem = _too_few(jobs, outcomes, cfg.min_success_rate)
     if problem:
-        return _fail(f"translate@{cell}: {problem}. Nothing was written; the usable answers are cached in {cache.root}.",
+        return _fail(f"translate@{cell}", f"{problem}. Nothing was written; the usable answers are cached in {cache.root}.",
                      secrets, 5)
 
     out = data / f"condition-5-{args.lang}-{args.tier}"
@@ -275,7 +277,7 @@ def run_stage(args) -> int:
     write_provenance(out, "translate", resolved, {**extra, "operational": operational})
     write_json(Path(args.metrics) / f"translate-{cell}.json", {"translate": {cell: {"translator": label, **stats}}})
     summary = ", ".join(f"{s} {stats[s]['shipped']}/{stats[s]['rows']}" for s in SPLITS)
-    print(f"translate@{cell} ({label}, prompt {prompt.PROMPT_VERSION}): shipped {summary} -> {out}")
+    stage_logger(f"translate@{cell}").info(f"({label}, prompt {prompt.PROMPT_VERSION}): shipped {summary} -> {out}")
     return 0
 
 

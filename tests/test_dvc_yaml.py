@@ -56,6 +56,36 @@ def test_every_stage_runs_after_the_params_check(repo_root):
         assert after == {stage.addressing for stage in graph} - {"validate_params"}
 
 
+def top_level_plots(repo_root) -> dict:
+    plots = yaml.safe_load((repo_root / "dvc.yaml").read_text())["plots"]
+    return {next(iter(p)): next(iter(p.values())) for p in plots if isinstance(p, dict)}
+
+
+def test_training_summaries_are_metrics_the_run_cache_keeps(repo_root):
+    """Issue 22: `dvc metrics show` lists every run's summary.json. Cached (no `cache: false`), because
+    `cache: false` turns the run-cache off for the stage and the queued train@<run> grid restores from it."""
+    train = pipeline(repo_root)["train"]["do"]
+    assert train["metrics"] == ["metrics/train/${key}/summary.json"]
+    assert "metrics/train/${key}/loss.tsv" in train["outs"]  # drawn by the overlays below, not 20 plots
+    assert "plots" not in train and all(isinstance(out, str) for out in train["outs"] + train["metrics"])
+
+
+def test_loss_overlays_cover_the_phase3_grid(repo_root):
+    """One plot of every Phase 3 run's loss curve and one of condition-2-zh-5k's seeds, for both scales."""
+    from tools.configure import render
+    from stages.lib.params import parse_params
+
+    plots = top_level_plots(repo_root)
+    for scale in ("smoke", "paper"):
+        runs = list(parse_params(render(scale, "phase3")).runs)
+        assert len(runs) == 20
+        assert plots["train-loss"]["y"] == {f"metrics/train/{run}/loss.tsv": "loss" for run in runs}
+        seeds = [run for run in runs if run.startswith("condition-2-zh-5k-seed")]
+        assert len(seeds) == 3 and plots["train-loss-seeds"]["y"] == {f"metrics/train/{run}/loss.tsv": "loss" for run in seeds}
+    for name in ("train-loss", "train-loss-seeds"):
+        assert plots[name]["x"] == "step" and plots[name]["template"] == "linear"
+
+
 def test_the_stages_folder_is_the_map_dvc_yaml_draws(repo_root):
     """Every module in stages/ is a stage's; tools live in tools/, shared code in stages/lib/."""
     modules = {path.stem for path in (repo_root / "stages").glob("*.py")} - {"__init__"}

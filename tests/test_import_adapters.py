@@ -71,7 +71,7 @@ def test_imports_into_the_cards_layout(hub, tmp_path):
 def test_download_boundary_gets_the_pinned_revision_and_patterns(hub, tmp_path, monkeypatch):
     calls = []
 
-    def fake_download(repo, revision, patterns):
+    def fake_download(repo, revision, patterns, cache_dir=None):
         calls.append((repo, revision, patterns))
         return hub
 
@@ -128,3 +128,41 @@ def test_cli_refuses_smoke_params(hub, tmp_path, capsys):
     params_path.write_text(yaml.safe_dump(render(scale="paper")))
     assert importer.main([*argv, "--runs", *RUNS]) == 0
     assert importer.main(["--local-dir", str(hub), "--params", str(params_path)]) == 2  # no --revision: PIN-ME
+
+
+
+def test_stage_reads_the_published_section_through_snapshot_download(tmp_path, capsys):
+    """``--stage`` (dvc.yaml: import_adapters): repo and revision from params, every run, through huggingface_hub's
+    snapshot_download on a local cache in the Hub's layout; disabled it only says why; PIN-ME is refused."""
+    from stages.lib import published
+
+    data = render(scale="paper")
+    hub = tmp_path / "hub"
+    for run_id in data["runs"]:
+        hub_adapter(hub, f"tiny-aya-base/{run_id}")
+    cache = tmp_path / "cache"
+    files = {p.relative_to(hub).as_posix(): p.read_bytes() for p in hub.rglob("*") if p.is_file()}
+    published.write_cache(cache, importer.DEFAULT_REPO, "model", REVISION, files)
+    params_path, out = tmp_path / "params.yaml", tmp_path / "adapters"
+    argv = ["--stage", "--params", str(params_path), "--models", str(out), "--cache-dir", str(cache)]
+
+    params_path.write_text(yaml.safe_dump(data))  # the paper profile: enabled, revision PIN-ME
+    assert importer.main(argv) == 2
+    assert "published.adapters.revision 'PIN-ME' is not pinned" in capsys.readouterr().err
+
+    data["published"]["adapters"]["revision"] = REVISION
+    params_path.write_text(yaml.safe_dump(data))
+    assert importer.main(argv) == 0
+    status = json.loads((out / "status.json").read_text())
+    assert (status["status"], status["revision"], status["adapters"]) == ("imported", REVISION, len(data["runs"]))
+    for run_id in data["runs"]:
+        path = f"tiny-aya-base/{run_id}/adapter_model.safetensors"
+        assert (out / path).read_bytes() == files[path]
+
+    data["published"]["enabled"] = False
+    params_path.write_text(yaml.safe_dump(data))
+    assert importer.main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["status.json"]
+    assert json.loads((out / "status.json").read_text())["status"] == "skipped"
+    with pytest.raises(SystemExit):
+        importer.main([*argv, "--runs", RUNS[0]])  # the stage takes its runs from params

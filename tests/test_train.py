@@ -340,6 +340,73 @@ def test_loss_curve_for_dvc_plots(first, workspace):
     assert [int(row[0]) for row in rows] == [1, 2, 3] and all(float(row[2]) > 0 for row in rows)
 
 
+class CurveProbe:
+    """Reads loss.tsv at every logged step, while the Trainer is still running (a TrainerCallback)."""
+
+    def __init__(self, path):
+        from transformers import TrainerCallback
+
+        probe = self
+
+        class Probe(TrainerCallback):
+            def on_log(self, args, state, control, **kwargs):
+                probe.seen[state.global_step] = path.read_text() if path.exists() else None
+
+        self.seen: dict[int, str | None] = {}
+        self.callback = Probe()
+
+
+def test_loss_curve_is_written_while_training_runs(first, workspace):
+    """Issue 22: after step k the file holds rows 1..k, flushed, before the run ends; the finished file
+    is the log history's loss rows, byte-identical to another run's."""
+    from stages.lib.train_log import loss_curve_text
+
+    root, data, base_dir = workspace
+    curve = root / "metrics-live" / RUN_ID / "loss.tsv"
+    probe = CurveProbe(curve)
+    train_run(
+        RUN_ID, run_for(42), tiny_train(), BASE, base_dir=base_dir, data_dir=data, models_dir=root / "models-live",
+        logs_dir=None, metrics_dir=root / "metrics-live", callbacks=(probe.callback,),
+    )
+    header = "step\tepoch\tloss\tgrad_norm\tlearning_rate"
+    assert sorted(probe.seen) == [1, 2, 3]
+    for step, text in probe.seen.items():
+        lines = text.splitlines()
+        assert lines[0] == header and [int(line.split("\t")[0]) for line in lines[1:]] == list(range(1, step + 1))
+    assert probe.seen[2] != curve.read_text() and curve.read_text().startswith(probe.seen[2])
+    finished = curve.read_bytes()
+    assert finished == (root / "metrics-models-a" / RUN_ID / "loss.tsv").read_bytes()  # two runs, one set of bytes
+    history = json.loads((root / "models-live" / "tiny-aya-base" / RUN_ID / "training_metrics.json").read_text())
+    assert finished.decode() == loss_curve_text(history["log_history"])
+    assert not CLOCK.search(finished.decode()) and str(root) not in finished.decode()  # no time, no path
+
+
+LOG_KILL_SCRIPT = KILL_SCRIPT.replace("def on_save(", "def on_log(").replace(
+    "save_steps=1", "save_steps=2").replace("callbacks=(Kill(),))", "metrics_dir=Path(sys.argv[4]), callbacks=(Kill(),))")
+
+
+def test_a_resumed_run_drops_the_rows_its_checkpoint_lacks(first, workspace, repo_root):
+    """Killed after logging step 3 with the last checkpoint at step 2: the rerun resumes at 2, rewrites the
+    curve from the checkpoint's history (rows 1-2) and appends 3 once; the file equals an uninterrupted run's."""
+    import subprocess
+    import sys
+
+    root, data, base_dir = workspace
+    models, checkpoints, metrics = root / "models-logkill", root / "checkpoints-logkill", root / "metrics-logkill"
+    script = LOG_KILL_SCRIPT.format(run_id=RUN_ID, dataset=DATASET, base_dir=str(base_dir), data=str(data))
+    done = subprocess.run([sys.executable, "-c", script, str(models), str(checkpoints), "3", str(metrics)],
+                          cwd=repo_root, capture_output=True)
+    assert done.returncode == -9, done.stderr.decode()[-2000:]
+    curve = metrics / RUN_ID / "loss.tsv"
+    assert [line.split("\t")[0] for line in curve.read_text().splitlines()[1:]] == ["1", "2", "3"]
+    train_run(
+        RUN_ID, run_for(42), tiny_train(save_steps=2), BASE, base_dir=base_dir, data_dir=data, models_dir=models,
+        logs_dir=root / "logs-logkill", checkpoints_dir=checkpoints, metrics_dir=metrics,
+    )
+    assert json.loads((root / "logs-logkill" / f"train-{RUN_ID}.json").read_text())["resumed_from"] == "checkpoint-2"
+    assert curve.read_bytes() == (root / "metrics-models-a" / RUN_ID / "loss.tsv").read_bytes()
+
+
 def test_phase2_flat_layout(tmp_path):
     assert adapter_folder(tmp_path, tiny_train(), "x-seed42") == tmp_path / "tiny-aya-base" / "x-seed42"
     assert adapter_folder(tmp_path, tiny_train(adapters_dir="models"), "condition-2-zh-5k") == tmp_path / "condition-2-zh-5k"

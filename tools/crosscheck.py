@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from typing import Callable, Sequence
 import pandas as pd
 
 from stages.lib import analyses, synthetic_published
+from stages.lib.paper_facts import tex_tables
 
 SCRIPTS = ("reparse_results.py", "build_comparison.py", "build_vs_baseline.py", "build_phase3_tables.py",
            "build_significance.py", "build_xnli_label_bias.py", "build_sib200_category_breakdown.py",
@@ -51,7 +51,6 @@ DOCUMENTED = {
                "the project fills the row count",
     "bold-rounded": "tables: bold/italic thresholds compare the rounded value shown, not the unrounded mean",
 }
-NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
 @dataclass
@@ -195,40 +194,6 @@ def compare_tsv(name: str, original: Path, project: Path, keys: Sequence[str], *
     for key in mine.keys() - seen:
         outcome.disagreements.append(f"{'/'.join(key)}: row only in the project's file")
     return outcome
-
-
-def _plain(cell: str) -> str:
-    text = re.sub(r"\\text(?:it|bf|sc)\{(.*)\}", r"\1", cell.strip())
-    return text.replace(r"\%", "").replace("$-$", "-").strip()
-
-
-def tex_tables(text: str) -> dict[str, dict]:
-    """label -> {"ns": has an $n_s$ column, "rows": {row label: [(numbers, emphasis) per cell]}}."""
-    tables = {}
-    for block in re.split(r"\\begin\{table\*?\}", text)[1:]:
-        label = re.search(r"\\label\{([^}]*)\}", block).group(1)
-        head, _, body = block.partition(r"\midrule")
-        rows, last = {}, ""
-        for line in body.split(r"\bottomrule")[0].splitlines():
-            line = line.strip().removesuffix(r"\\")
-            if not line.strip() or line.startswith(r"\multicolumn"):
-                continue
-            cells = [c.strip() for c in re.split(r"(?<!\\)&", line)]
-            names = []
-            for cell in cells:
-                plain = _plain(cell)
-                if NUMBER.fullmatch(plain.split(" ")[0].split(r"\,")[0]) or plain == "--":
-                    break
-                names.append(plain)
-            names[0] = names[0] or last
-            last = names[0]
-            values = []
-            for cell in cells[len(names):]:
-                emphasis = "bold" if r"\textbf" in cell else "italic" if r"\textit" in cell else ""
-                values.append(([float(x) for x in NUMBER.findall(_plain(cell))], emphasis))
-            rows[tuple(names)] = values
-        tables[label] = {"ns": "$n_s$" in head, "rows": rows}
-    return tables
 
 
 THRESHOLD_PP = (8.0, 4.0, 3.0, 5.0, 2.0)  # T4 (SIB-200, XNLI/Belebele, X-CSQA), cond2-vs-cond5 gap, transfer

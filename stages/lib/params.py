@@ -816,6 +816,26 @@ class Llink(Strict):
 
 
 
+# --------------------------------------------------------------------------- the published study
+
+
+class PublishedRepo(Strict):
+    """A Hub repository of the study's published outputs, read at one commit."""
+
+    repo: str = Field(min_length=1)
+    revision: str = UNPINNED  # a commit sha; PIN-ME, a branch or a tag is refused when enabled
+
+
+class Published(Strict):
+    """The published experiments and adapters as pipeline stages (stages/import_published.py,
+    stages/import_adapters.py, reparse/report_published in dvc.yaml). Disabled, the stages only write
+    a status file saying so (the smoke default: no network); enabled, the revisions must be pinned."""
+
+    enabled: bool = False
+    experiments: PublishedRepo = PublishedRepo(repo="legesher/language-decoded-experiments")
+    adapters: PublishedRepo = PublishedRepo(repo="legesher/language-decoded-lora")
+
+
 # --------------------------------------------------------------------------- the whole file
 
 
@@ -842,6 +862,7 @@ class Params(Strict):
     train: Train
     evaluate: Evaluate
     llink: Llink
+    published: Published = Published()
     grid: list[GridEntry] = Field(min_length=1)
     runs: dict[str, Run] = Field(min_length=1)
     reproduction: Reproduction = Reproduction()

@@ -33,8 +33,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stages import reparse
-from stages.lib import extractors, results
+from stages.lib import extractors, reparse_core, results
 from stages.lib.errors import StageError
 
 KINDS = ("results", "summary", "summary_reparsed", "summary_loglik")
@@ -273,10 +272,10 @@ def _summary_block(path: Path, body: dict) -> tuple[dict, dict]:
     return summary, cells
 
 
-def _cell(path: Path, key: str) -> reparse.Cell:
+def _cell(path: Path, key: str) -> reparse_core.Cell:
     try:
-        cell = reparse.parse_cell_key(key)
-    except reparse.ReparseError as error:
+        cell = reparse_core.parse_cell_key(key)
+    except reparse_core.ReparseError as error:
         raise ReportError(f"{path}: {error}") from None
     for lang in (cell.data_lang, cell.instr_lang):
         if lang not in LANGS:
@@ -284,7 +283,7 @@ def _cell(path: Path, key: str) -> reparse.Cell:
     return cell
 
 
-def _refined_correct(path: Path, cell: reparse.Cell, rows: object) -> np.ndarray:
+def _refined_correct(path: Path, cell: reparse_core.Cell, rows: object) -> np.ndarray:
     """Per-example refined correctness: each distinct raw output is extracted once."""
     if not isinstance(rows, list) or not rows:
         raise ReportError(f"{path}: cell {cell.key!r}: expected a non-empty list of rows")
@@ -317,8 +316,8 @@ def load_session(session: Session, with_rows: bool = True) -> Loaded:
         _, refined = _summary_block(files["summary_reparsed"], read_json(files["summary_reparsed"]))
     elif results is not None:
         try:
-            body = reparse.reparse_results(results, files["results"].name)
-        except reparse.ReparseError as error:
+            body = reparse_core.reparse_results(results, files["results"].name)
+        except reparse_core.ReparseError as error:
             raise ReportError(f"{files['results'].parent}{os.sep}{error}") from None
         _, refined = _summary_block(files["results"], body)
         notes.append(f"{files['results']}: no _summary_reparsed_ file; reparsed in memory")
@@ -330,7 +329,7 @@ def load_session(session: Session, with_rows: bool = True) -> Loaded:
     counts: dict[str, int] = {}
     if results is not None and with_rows:
         for key, rows in results.items():
-            if key in reparse.SUMMARY_KEYS:
+            if key in reparse_core.SUMMARY_KEYS:
                 continue
             cell = _cell(files["results"], key)
             vector = _refined_correct(files["results"], cell, rows)
@@ -434,7 +433,7 @@ def _session_rows(session: Session, benchmarks: tuple[str, ...]) -> tuple[list[t
         body = read_json(path)
         out = []
         for key, rows in body.items():
-            if key in reparse.SUMMARY_KEYS:
+            if key in reparse_core.SUMMARY_KEYS:
                 continue
             cell = _cell(path, key)
             if cell.benchmark not in benchmarks:

@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from stages.lib.progress import progress
 from stages.lib.provenance import write_json
 
 
@@ -52,15 +53,17 @@ def linear_schedule(step: int, warmup: int, total: int) -> float:
 
 
 def optimise(groups: list[dict], steps: int, micro_batch: int, grad_accum: int, warmup_frac: float, clip: float,
-             n_rows: int, step_loss: Callable[[torch.Tensor, int], tuple[torch.Tensor, dict]]) -> list[dict]:
+             n_rows: int, step_loss: Callable[[torch.Tensor, int], tuple[torch.Tensor, dict]],
+             desc: str = "optimise") -> list[dict]:
     """Run ``steps`` optimizer steps; ``step_loss(row indices, step)`` returns a micro-batch's loss
-    and the numbers to log. Returns one history row per step (micro-batch means)."""
+    and the numbers to log. Returns one history row per step (micro-batch means). ``desc`` names
+    the progress bar (a terminal only, stages/lib/progress.py)."""
     params = [p for g in groups for p in g["params"]]
     optimizer = torch.optim.AdamW(groups, betas=(0.9, 0.999), eps=1e-8)
     warmup = int(warmup_frac * steps)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: linear_schedule(s, warmup, steps))
     pointer, history = 0, []
-    for step in range(steps):
+    for step in progress(range(steps), desc=desc, unit="step"):
         logs: dict[str, float] = {}
         for _ in range(grad_accum):
             idx = (torch.arange(micro_batch) + pointer) % n_rows

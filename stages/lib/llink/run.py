@@ -6,7 +6,6 @@ downstream stage depends on; wall-clock time goes to the uncached ``logs/llink-<
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -14,6 +13,7 @@ from typing import Any, Callable
 from pydantic_core import to_jsonable_python
 
 from stages.lib.params import Llink, ParamsError, load_params
+from stages.lib.progress import stage_logger
 from stages.lib.provenance import content_provenance, write_json, write_provenance
 
 # the distributions whose versions decide the bytes of the llink outputs
@@ -49,15 +49,16 @@ def main_of(stage: str, work: Callable[[Llink], dict]) -> Callable[[list[str] | 
         parser.add_argument("--params", default="params.yaml")
         parser.add_argument("--log-dir", default="logs", help="uncached timing log")
         args = parser.parse_args(argv)
+        log = stage_logger(stage)
         started = time.time()
         try:
             summary = work(load_params(args.params).llink)
         except (ParamsError, OSError, ValueError, RuntimeError) as error:
-            print(f"{stage}: {error}", file=sys.stderr)
+            log.error("%s", error)
             return 2
         elapsed = round(time.time() - started, 2)
         write_json(Path(args.log_dir) / f"llink-{stage}.json", {"stage": stage, "wall_s": elapsed})
-        print(f"{stage}: {summary} ({elapsed} s)")
+        log.info("%s (%s s)", summary, elapsed)
         return 0
 
     return main
