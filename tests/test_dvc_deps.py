@@ -84,6 +84,13 @@ LAYERING_EXCEPTIONS = {
     ("stages/lib/results_index.py", "stages.reparse"),
 }
 
+# A stage that still imports another, and why; remove the entry once the shared part lives in stages/lib.
+STAGE_EXCEPTIONS = {
+    # report_published runs the report stage's own main on the published tree; the report's body
+    # (stages/report.py) has yet to move into lib, which is the work of splitting the large stage modules
+    ("stages/report_published.py", "stages.report"),
+}
+
 
 def stage_names(repo_root: Path) -> set[str]:
     return {f"stages.{path.stem}" for path in (repo_root / "stages").glob("*.py") if path.stem != "__init__"}
@@ -106,7 +113,7 @@ def test_no_lib_module_imports_a_stage_and_no_stage_another(repo_root):
     assert lib <= LAYERING_EXCEPTIONS, lib - LAYERING_EXCEPTIONS
     crossing = {(file, module) for file, module in project_imports(repo_root, "stages", ("stages.",))
                 if module in stages and "/lib/" not in file and file != f"{module.replace('.', '/')}.py"}
-    assert crossing == set(), "move what stages share into stages/lib"
+    assert crossing <= STAGE_EXCEPTIONS, "move what stages share into stages/lib"
     assert list(project_imports(repo_root, "stages", ("tools",))) == [], "tools use stages, never the reverse"
 
 
