@@ -26,6 +26,10 @@ def test_every_stage_depends_on_every_project_file_it_imports(pipeline):
     assert deps.drift(pipeline) == {}, "run `python -m tools.deps --check` and add what it names to dvc.yaml"
 
 
+def test_no_stage_lists_code_it_does_not_import(pipeline):
+    assert deps.stale(pipeline) == {}, "run `python -m tools.deps --check` and drop what it names from dvc.yaml"
+
+
 def without(pipeline: dict, stage: str, dep: str) -> dict:
     edited = copy.deepcopy(pipeline)
     body = edited["stages"][stage].get("do", edited["stages"][stage])
@@ -76,6 +80,12 @@ def test_the_check_exits_1_naming_stage_and_file(tmp_path, capsys):
                                                                     "deps": ["stages/run.py"]}}}))
     assert deps.main(["--root", str(tmp_path), "--check"]) == 1
     assert "dvc.yaml: stage run: imports stages/lib/tables.py but does not depend on it" in capsys.readouterr().err
+    write(tmp_path, "stages/lib/old.py", "O = 1\n")
+    write(tmp_path, "stages/lib/facts.tsv", "a\tb\n")  # data a module reads: a dependency, never an import
+    write(tmp_path, "dvc.yaml", yaml.safe_dump({"stages": {"run": {"cmd": "python -m stages.run", "deps": [
+        "stages/run.py", "stages/lib/tables.py", "stages/lib/old.py", "stages/lib/facts.tsv"]}}}))
+    assert deps.main(["--root", str(tmp_path), "--check"]) == 1
+    assert capsys.readouterr().err == "dvc.yaml: stage run: depends on stages/lib/old.py but does not import it\n"
 
 
 # A lib module that still imports a stage, and why. Each entry is a move under way; remove it when done.

@@ -7,8 +7,8 @@ A stage's code is the import closure of its module within the project (stages.li
 ``stages`` module it imports, lazy imports inside functions too, transitively, with the package
 ``__init__`` files run on the way). DVC reruns a stage only for what its ``deps:`` list, so each of those
 files must be listed, itself or through a folder above it; otherwise an edit leaves the stage's outputs
-stale without a word. tests/test_dvc_deps.py runs the check; tests/test_fingerprint.py the converse (each
-listed ``stages/`` dep is imported).
+stale without a word. A listed ``stages/`` dep that the module does not import is named too (it reruns the
+stage for nothing). tests/test_dvc_deps.py runs both checks.
 """
 
 from __future__ import annotations
@@ -78,10 +78,25 @@ def drift(pipeline: dict, root: Path = ROOT) -> dict[str, list[str]]:
     return missing
 
 
+def stale(pipeline: dict, root: Path = ROOT) -> dict[str, list[str]]:
+    """stage -> the ``stages/`` deps it lists that its module does not import (each edit would rerun it for nothing)."""
+    found = {}
+    for name, (module, deps) in stage_modules(pipeline).items():
+        files, _ = import_closure(module, root)
+        runs = [path.relative_to(root).as_posix() for path in files]
+        code = [dep for dep in deps if dep.startswith("stages/") and "$" not in dep
+                and (dep.endswith(".py") or (root / dep).is_dir())]  # a data file a module reads is no import
+        extra = [dep for dep in code if not any(path == dep or path.startswith(dep.rstrip("/") + "/") for path in runs)]
+        if extra:
+            found[name] = extra
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.deps", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=ROOT)
-    parser.add_argument("--check", action="store_true", help="only report what dvc.yaml lacks; exit 1 if anything")
+    parser.add_argument("--check", action="store_true",
+                        help="only report what dvc.yaml lacks or lists in vain; exit 1 if anything")
     args = parser.parse_args(argv)
     pipeline = yaml.safe_load((args.root / "dvc.yaml").read_text(encoding="utf-8"))
     missing = drift(pipeline, args.root.resolve())
@@ -92,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     for name, lacking in missing.items():
         for path in lacking:
             print(f"dvc.yaml: stage {name}: imports {path} but does not depend on it", file=sys.stderr)
-    return 1 if missing else 0
+    extra = stale(pipeline, args.root.resolve())
+    for name, paths in extra.items():
+        for path in paths:
+            print(f"dvc.yaml: stage {name}: depends on {path} but does not import it", file=sys.stderr)
+    return 1 if missing or extra else 0
 
 
 if __name__ == "__main__":
