@@ -11,8 +11,11 @@ layers of width 64, the sliding/full attention pattern kept) initialised under a
 seed, and a byte-level BPE tokenizer with the Cohere pipeline (NFC, single digits,
 byte-level) trained with ``tokenizers`` on the ``code`` column of the datasets' train
 splits, read in the order given. Both are saved with ``save_pretrained`` (safetensors),
-so ``AutoModelForCausalLM.from_pretrained`` / ``AutoTokenizer.from_pretrained`` load
-either base through one code path, with ``trust_remote_code=False``.
+so ``AutoModelForCausalLM.from_pretrained`` and ``stages.lib.loading.load_tokenizer`` (the
+file's own pipeline) load either base through one code path, with ``trust_remote_code=False``.
+At paper scale this stage copies the repo's ``tokenizer.json`` and ``tokenizer_config.json`` byte for byte
+out of the Hugging Face cache: re-saving them through ``AutoTokenizer`` (``CohereTokenizer`` in
+transformers 5.17) would replace tiny-aya's pre-tokeniser, which groups digits in threes.
 
 The same inputs write byte-identical files. BPE training in ``tokenizers`` has no
 randomness: word counts are summed (the order of the parallel reduction does not change
@@ -250,16 +253,41 @@ def build(
     return resolved
 
 
-def save_hub_tokenizer(out: Path, repo: str, revision: str) -> dict:
-    """Paper scale: keep only the tokenizer and a pointer; the weights stay in the Hugging Face cache."""
-    from transformers import AutoTokenizer
+# the tokenizer files of a Hub base, copied byte for byte; the first two are required
+HUB_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+REQUIRED_TOKENIZER_FILES = HUB_TOKENIZER_FILES[:2]
+
+
+def save_hub_tokenizer(out: Path, repo: str, revision: str, cache_dir: Path | None = None) -> dict:
+    """Paper scale: keep only the tokenizer and a pointer; the weights stay in the Hugging Face cache.
+
+    The repo's own files are copied, not ``AutoTokenizer.from_pretrained(...).save_pretrained``: in
+    transformers 5.17 that goes through ``CohereTokenizer``, which replaces tiny-aya's pre-tokeniser
+    (digits in threes) with single digits and writes that back, so every id after a number changed
+    (stages/lib/loading.py). ``load_tokenizer`` then reads the copy with the file's own pipeline.
+    """
+    import shutil
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    from stages.lib.loading import load_tokenizer
 
     if revision == UNPINNED:
         raise BaseError(f"base.revision: still {UNPINNED!r}; set the commit of {repo} to use")
-    tokenizer = AutoTokenizer.from_pretrained(repo, revision=revision, trust_remote_code=False)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer.save_pretrained(out)
-    resolved = {"kind": "hub", "repo": repo, "revision": revision}
+    copied = {}
+    for name in HUB_TOKENIZER_FILES:
+        try:
+            path = Path(hf_hub_download(repo, name, revision=revision, cache_dir=cache_dir))
+        except EntryNotFoundError as error:  # also LocalEntryNotFoundError: offline and not in the cache
+            if name in REQUIRED_TOKENIZER_FILES:
+                raise BaseError(f"{repo}@{revision}: cannot read {name} ({type(error).__name__}: {error})") from None
+            continue
+        shutil.copyfile(path, out / name)
+        copied[name] = file_sha256(out / name)
+    load_tokenizer(out)  # it must load before anything downstream reads it
+    resolved = {"kind": "hub", "repo": repo, "revision": revision, "files": copied}
     write_json(out / "build.json", resolved)
     return resolved
 

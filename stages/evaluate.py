@@ -74,14 +74,21 @@ import yaml
 
 from stages.lib import extractors, results
 from stages.lib.errors import StageError, exit_stage
-from stages.lib.loading import load_adapter, load_causal_lm, require_safetensors
+from stages.lib.loading import load_adapter, load_causal_lm, load_tokenizer, nf4_config, require_safetensors
 from stages.lib.fingerprint import code_fingerprint
 from stages.lib.tasks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
 from stages.lib.params import Base, Evaluate, ParamsError, Params, load_params
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.served import ServedError, ServedModel, model_name
 
-EVAL_PACKAGES = ("datasets", "peft", "safetensors", "tokenizers", "torch", "transformers", "vllm")
+EVAL_PACKAGES = ("accelerate", "datasets", "peft", "safetensors", "tokenizers", "torch", "transformers")
+
+
+def eval_packages(evaluate: dict) -> tuple[str, ...]:
+    """The distributions that decide a session's bytes: bitsandbytes only for a 4-bit base, vllm only for its
+    backend, so that a plain install and a dev install (which carries bitsandbytes) write the same bytes."""
+    extra = ("bitsandbytes",) * bool(evaluate.get("load_in_4bit")) + ("vllm",) * (evaluate.get("backend") == "vllm")
+    return tuple(sorted(EVAL_PACKAGES + extra))
 RESUME_ROOT = Path("logs/eval-resume")
 
 
@@ -334,10 +341,46 @@ class HFBackend(Backend):
         return scores
 
 
+# vLLM 0.32's allowed max_lora_rank values (vllm/config/lora.py, MaxLoRARanks)
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def vllm_lora_rank(adapter_path: Path | None) -> int:
+    """The adapter's own rank (``r``, or the largest of ``rank_pattern``) from its adapter_config.json,
+    rounded up to the next rank vLLM accepts; 16 (vLLM's default) without an adapter."""
+    if adapter_path is None:
+        return 16
+    path = adapter_path / "adapter_config.json"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise EvaluateError(f"{path}: cannot read the adapter's rank ({error})") from None
+    rank = max([int(config.get("r") or 0), *(int(r) for r in (config.get("rank_pattern") or {}).values())])
+    fitting = [allowed for allowed in VLLM_LORA_RANKS if allowed >= rank]
+    if rank < 1 or not fitting:
+        raise EvaluateError(f"{path}: LoRA rank {rank} is outside what vLLM accepts ({VLLM_LORA_RANKS})")
+    return fitting[0]
+
+
+def import_vllm():
+    """``vllm`` in this process, or a clear error: vLLM 0.27.1-0.32.0 pin torch 2.13 but need numpy < 2.4 on
+    Python <= 3.12 (mistral_common), so it does not install beside the project's pins."""
+    try:
+        import vllm
+    except ImportError as error:
+        raise EvaluateError(
+            f"evaluate.backend vllm: cannot import vllm ({error}). vLLM does not install beside this project's "
+            "pins (numpy 2.4 against mistral_common's numpy<2.4); serve the model from vLLM's own environment "
+            "(`vllm serve ... --enable-lora`) and evaluate through the served backend (README, paper recipe)"
+        ) from None
+    return vllm
+
+
 class VLLMBackend(Backend):
     """vLLM with the adapter as a LoRA request; the same pre-tokenised, truncated prompts."""
 
-    def __init__(self, source: str, revision: str | None, tokenizer, evaluate: Evaluate, adapter_path: Path | None, rank: int):
+    def __init__(self, source: str, revision: str | None, tokenizer, evaluate: Evaluate, adapter_path: Path | None):
+        import_vllm()
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
@@ -350,7 +393,7 @@ class VLLMBackend(Backend):
             seed=evaluate.seed,
             max_model_len=evaluate.max_length + max(evaluate.max_new_tokens.values()) + 16,
             enable_lora=adapter_path is not None,
-            max_lora_rank=rank,
+            max_lora_rank=vllm_lora_rank(adapter_path),
             trust_remote_code=False,
             load_format="safetensors",
         )
@@ -400,10 +443,8 @@ def base_source(base: Base, base_dir: Path) -> tuple[str, str | None]:
 
 
 def load_backend(params: Params, session: Session, base_dir: Path, models_dir: Path):
-    from transformers import AutoTokenizer
-
     evaluate = params.evaluate
-    tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+    tokenizer = load_tokenizer(base_dir)  # tokenizer.json's own pipeline (stages/lib/loading.py)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -416,20 +457,16 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
         return ServedBackend(model, tokenizer, evaluate)
     if evaluate.backend == "vllm":
         adapter = models_dir / session.adapter if session.adapter else None
-        return VLLMBackend(source, revision, tokenizer, evaluate, adapter, params.train.lora.r)
+        return VLLMBackend(source, revision, tokenizer, evaluate, adapter)
 
     import torch
 
     kwargs: dict = {"dtype": getattr(torch, evaluate.dtype)}
     if revision is not None:
         kwargs["revision"] = revision
-    if evaluate.load_in_4bit:
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float16
-        )
-        kwargs["device_map"] = {"": 0}
+    if evaluate.load_in_4bit:  # NF4 with double quantisation, as training loads it (stages/lib/loading.py)
+        kwargs["quantization_config"] = nf4_config(kwargs["dtype"])
+        kwargs["device_map"] = {"": 0 if torch.cuda.is_available() else "cpu"}
     torch.manual_seed(evaluate.seed)  # the original's EVAL_RNG_SEED; irrelevant under greedy decoding
     model = load_causal_lm(source, **kwargs)
     if session.adapter:
@@ -494,7 +531,7 @@ def resume_dir(session: Session, record: dict, root: Path = RESUME_ROOT) -> Path
     """Keyed by the outputs' identity and by the code that scores (its closure, package versions, CPU numerics):
     a cell scored by other code is never reused. The code key is not in eval_config.json: a code edit that
     changes no score must not change an output's bytes."""
-    return root / session.id / fingerprint({"outputs": record, "code": code_fingerprint("stages.evaluate", EVAL_PACKAGES)})
+    return root / session.id / fingerprint({"outputs": record, "code": code_fingerprint("stages.evaluate", eval_packages(record["evaluate"]))})
 
 
 def load_finished(directory: Path, key: str) -> dict | None:
@@ -733,7 +770,7 @@ def evaluate_session(
             )
     # the resolved params (sessions aside) are record["evaluate"]; content_provenance's "params" would repeat them
     identity_fields = {key: value for key, value in record.items() if key != "evaluate"}
-    write_json(out / "eval_config.json", content_provenance("evaluate", record["evaluate"], identity_fields, EVAL_PACKAGES))
+    write_json(out / "eval_config.json", content_provenance("evaluate", record["evaluate"], identity_fields, eval_packages(record["evaluate"])))
     write_provenance(out, "evaluate", {"session": session_id})
     shutil.rmtree(scratch, ignore_errors=True)
     timing = {"session": session_id, "cells": len(grid), "cells_run": cells_run, "examples_run": done_examples,

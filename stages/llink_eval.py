@@ -52,7 +52,7 @@ def reseed_placeholders(decoder, tok, k: int, seed: int) -> None:
     with torch.no_grad():
         for token in slot_tokens(k):
             row = weight[tok.convert_tokens_to_ids(token)]
-            row.copy_(torch.randn(row.shape, generator=generator) * decoder.config.initializer_range)
+            row.copy_(torch.randn(row.shape, generator=generator, device="cpu") * decoder.config.initializer_range)
 
 
 @torch.no_grad()

@@ -59,7 +59,7 @@ def train(cfg: LlinkStageA, features: dict[str, torch.Tensor], threads: int) -> 
                                       weight_decay=cfg.weight_decay)
         queue = TeacherQueue(cfg.queue_size, teacher.shape[1])
         generator = torch.Generator().manual_seed(cfg.seed)
-        order = torch.randperm(len(enc), generator=generator)
+        order = torch.randperm(len(enc), generator=generator, device="cpu")
         per_step = cfg.micro_batch * cfg.grad_accum
         history, pointer = [], 0
         for step in progress(range(cfg.steps), desc="llink_stage_a", unit="step"):
@@ -68,7 +68,7 @@ def train(cfg: LlinkStageA, features: dict[str, torch.Tensor], threads: int) -> 
                 group["lr"] = lr
             tau = temperature(step, cfg.tau_start, cfg.tau_end, cfg.steps)
             if pointer + per_step > len(order):  # a new pass, reshuffled
-                order, pointer = torch.randperm(len(enc), generator=generator), 0
+                order, pointer = torch.randperm(len(enc), generator=generator, device="cpu"), 0
             losses = []
             for _ in range(cfg.grad_accum):
                 idx = order[pointer : pointer + cfg.micro_batch]
@@ -92,7 +92,7 @@ def train(cfg: LlinkStageA, features: dict[str, torch.Tensor], threads: int) -> 
 
 def run(llink: Llink, features_path: Path = FEATURES, out: Path = OUT, metrics_dir: Path = METRICS) -> dict:
     cfg = llink.stage_a
-    features = load_file(features_path)
+    features = load_file(features_path, device=str(torch.get_default_device()))  # llink.device
     projector, history, untrained = train(cfg, features, llink.threads)
     with torch.no_grad():
         final = retrieval(projector(features["enc_dev"][: cfg.eval_pairs]), features["teacher_dev"][: cfg.eval_pairs])

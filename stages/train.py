@@ -61,18 +61,24 @@ Backends (``train.backend``), each imported lazily:
   byte-identical ``adapter_model.safetensors`` and ``training_metrics.json`` on any x86-64 CPU
   with AVX2, whatever its thread count (logged in ``logs/train-<run>.json``); unpinned, 1 and 2
   threads and an AVX2-capped MKL gave three different adapters on one AVX-512 machine.
-- ``peft-bnb`` (GPU): a bitsandbytes NF4 4-bit base (compute dtype float16, double
-  quantisation off), ``prepare_model_for_kbit_training``, PEFT LoRA, the transformers Trainer.
-- ``unsloth`` (GPU; the paper's path): ``unsloth.FastModel.from_pretrained(...,
-  load_in_4bit=True)`` and ``FastModel.get_peft_model(..., random_state=seed,
-  use_gradient_checkpointing="unsloth")``, trained with the transformers Trainer and the same
-  collator (the original used trl's SFTTrainer, which with a custom collator and a
-  pre-tokenised dataset reduces to the same loop).
+- ``peft-bnb`` (the paper's QLoRA without Unsloth): a bitsandbytes NF4 4-bit base (double
+  quantisation, as Unsloth loads it; compute dtype float16 with ``fp16``, else float32),
+  ``prepare_model_for_kbit_training``, PEFT LoRA, the transformers Trainer. On a GPU, or on the
+  CPU where there is none (bitsandbytes 0.50.2 runs NF4 on CPU): tests/test_qlora_cpu.py trains,
+  saves, reloads and evaluates such an adapter on CPU.
+- ``unsloth`` (GPU; the paper's path): ``unsloth.FastModel.from_pretrained(..., load_in_4bit=True,
+  dtype=<the params' precision>, use_exact_model_name=True)`` (:func:`unsloth_load_kwargs`) and
+  ``FastModel.get_peft_model(..., random_state=seed, use_gradient_checkpointing="unsloth")``,
+  trained with the transformers Trainer and the same collator (the original used trl's
+  SFTTrainer, which with a custom collator and a pre-tokenised dataset reduces to the same loop).
+  Unsloth is imported before transformers.
 
-The two GPU backends are written for real but cannot run in this environment (no GPU, no
-bitsandbytes kernels, no Unsloth); they are not exercised by the tests. GPU QLoRA is not
-bit-exact (atomics in the 4-bit kernels and cuBLAS reductions); what is pinned there instead
-is the data, its order, the seeds, the recipe and the package versions in run_config.json.
+Unsloth cannot run here (no GPU); its arguments are tested. GPU QLoRA is not bit-exact (atomics
+in the 4-bit kernels and cuBLAS reductions); what is pinned there instead is the data, its
+order, the seeds, the recipe and the package versions in run_config.json. A GPU backend started
+as one process keeps one GPU (:func:`pin_one_device`), and every run checks the Trainer's own
+total batch against the global batch before its first step (:func:`check_global_batch`).
+The tokenizer is ``models/base/tokenizer.json`` run by its own pipeline (stages/lib/loading.py).
 
 Checkpoints and resuming (``train.save_steps``; null = none). Every ``save_steps`` optimizer
 steps the Trainer writes a full checkpoint (adapter, optimizer, scheduler, RNG states, the
@@ -113,7 +119,7 @@ from typing import Any
 from stages.lib.errors import StageError, exit_stage
 from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_params
 from stages.lib.fingerprint import code_fingerprint
-from stages.lib.loading import load_causal_lm
+from stages.lib.loading import load_causal_lm, load_tokenizer, nf4_config
 from stages.lib.numerics import cpu_numerics
 from stages.lib.paths import adapter_folder
 from stages.lib.progress import progress_enabled, stage_logger
@@ -122,20 +128,16 @@ from stages.lib.tables import read_rows, split_path
 from stages.lib.train_log import loss_curve_callback
 
 
-# the distributions whose versions decide an adapter's bytes (bitsandbytes/unsloth where installed)
-TRAIN_PACKAGES = (
-    "accelerate",
-    "bitsandbytes",
-    "datasets",
-    "peft",
-    "safetensors",
-    "tokenizers",
-    "torch",
-    "transformers",
-    "trl",
-    "unsloth",
-    "unsloth_zoo",
-)
+# the distributions whose versions decide an adapter's bytes. bitsandbytes and Unsloth only on the
+# backends that load them: recorded elsewhere, a plain install (no dev or gpu extra) and a dev install
+# would write different run_config.json bytes for the same adapter.
+TRAIN_PACKAGES = ("accelerate", "datasets", "peft", "safetensors", "tokenizers", "torch", "transformers", "trl")
+BACKEND_PACKAGES = {"peft-cpu": (), "peft-bnb": ("bitsandbytes",), "unsloth": ("bitsandbytes", "unsloth", "unsloth_zoo")}
+
+
+def train_packages(backend: str) -> tuple[str, ...]:
+    return tuple(sorted(TRAIN_PACKAGES + BACKEND_PACKAGES[backend]))
+
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 # keys of trainer metrics and log entries that measure time or speed, never content
@@ -187,8 +189,9 @@ def checkpoint_fingerprint(resolved: dict) -> str:
     numerics: a checkpoint made under other kernels is not resumed, and the code: stage module and its
     project imports, stages.lib.fingerprint). Checkpoints are no DVC output, so no output holds it."""
     train = {k: v for k, v in resolved["train"].items() if k != "save_steps"}
-    content = {**content_provenance("train", {**resolved, "train": train}, packages=TRAIN_PACKAGES),
-               "cpu_numerics": cpu_numerics(), "code": code_fingerprint("stages.train", TRAIN_PACKAGES)}
+    content = {**content_provenance("train", {**resolved, "train": train}, packages=train_packages(train["backend"])),
+               "cpu_numerics": cpu_numerics(),
+               "code": code_fingerprint("stages.train", train_packages(train["backend"]))}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode("utf-8")).hexdigest()
 
 
@@ -324,30 +327,28 @@ def load_peft_cpu(train: Train, base: Base, base_dir: Path, seed: int):
     return get_peft_model(model, _lora_config(train))
 
 
+def compute_dtype(train: Train) -> str:
+    """The precision the params say, one dtype for the weights, the NF4 compute and the Trainer's autocast:
+    float16 with ``fp16`` (the original's T4 recipe), else float32. TrainingArguments gets ``fp16`` and
+    never ``bf16``, so a base loaded in bfloat16 would train under a float16 autocast (Unsloth's own TRL
+    path refuses that pairing): every backend loads in this dtype instead of choosing its own."""
+    return "float16" if train.fp16 else "float32"
+
+
 def load_peft_bnb(train: Train, base: Base, base_dir: Path, seed: int):
-    """GPU only: NF4 4-bit base, float16 compute, PEFT LoRA (not runnable without CUDA + bitsandbytes)."""
+    """NF4 4-bit base (double quantisation, as Unsloth and evaluation load it), PEFT LoRA. On this
+    process's GPU (its LOCAL_RANK under torchrun), or on the CPU where there is none: bitsandbytes
+    0.50.2 runs NF4 ``Linear4bit`` on CPU, so CI trains the paper's method (tests/test_qlora_cpu.py)."""
     import torch
     from peft import get_peft_model, prepare_model_for_kbit_training
-    from transformers import BitsAndBytesConfig, set_seed
+    from transformers import set_seed
 
-    if not torch.cuda.is_available():
-        raise TrainError("backend peft-bnb needs a CUDA GPU; use peft-cpu on CPU")
     source, kwargs = base_source(base, base_dir)
-    quantization = None
+    dtype = getattr(torch, compute_dtype(train))
     if train.load_in_4bit:
-        quantization = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_compute_dtype=torch.float16,
-            bnb_4bit_use_double_quant=False,
-        )
-    model = load_causal_lm(
-        source,
-        quantization_config=quantization,
-        dtype=torch.float16,
-        device_map={"": int(os.environ.get("LOCAL_RANK", "0"))},  # under torchrun: this rank's GPU
-        **kwargs,
-    )
+        kwargs["quantization_config"] = nf4_config(dtype)
+    device = int(os.environ.get("LOCAL_RANK", "0")) if torch.cuda.is_available() else "cpu"
+    model = load_causal_lm(source, dtype=dtype, device_map={"": device}, **kwargs)
     model.config.use_cache = False
     if train.load_in_4bit:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
@@ -355,24 +356,46 @@ def load_peft_bnb(train: Train, base: Base, base_dir: Path, seed: int):
     return get_peft_model(model, _lora_config(train))
 
 
-def load_unsloth(train: Train, base: Base, base_dir: Path, seed: int):
-    """GPU only: the original's FastModel path (not runnable here: Unsloth needs a CUDA GPU)."""
+def import_unsloth():
+    """``unsloth.FastModel``, imported before transformers as Unsloth asks (it patches transformers on import)."""
     try:
-        from unsloth import FastModel  # Unsloth patches transformers; import it first where it is used
+        from unsloth import FastModel
     except ImportError as error:  # the `gpu` extra
         raise TrainError(f"backend unsloth: cannot import unsloth ({error}); install the gpu extra") from None
-    from transformers import set_seed
+    return FastModel
+
+
+def unsloth_load_kwargs(train: Train, base: Base, base_dir: Path) -> dict:
+    """``FastModel.from_pretrained``'s arguments but the safety flags (read against unsloth 2026.10.9, models/loader.py and vision.py):
+
+    - ``dtype``: without it Unsloth loads bfloat16 on any bf16-capable GPU (vision.py: ``dtype = float16 if
+      not SUPPORTS_BFLOAT16 else bfloat16``) and uses it as the NF4 compute dtype, under our fp16 autocast;
+    - ``use_exact_model_name=True``: otherwise its name mapper may swap the repo for a pre-quantised mirror
+      and drop the pinned revision (loader.py ``_revision_for_resolved_repo``);
+    - its 4-bit config always has ``bnb_4bit_use_double_quant=True``: :func:`nf4_config` matches it.
+    """
+    import torch
 
     source, kwargs = base_source(base, base_dir)
+    return {
+        "model_name": source,
+        "max_seq_length": train.max_seq_length,
+        "dtype": getattr(torch, compute_dtype(train)),
+        "load_in_4bit": train.load_in_4bit,
+        "full_finetuning": False,
+        "use_exact_model_name": True,
+        **kwargs,
+    }
+
+
+def load_unsloth(train: Train, base: Base, base_dir: Path, seed: int):
+    """GPU only: the original's FastModel path (not runnable here: Unsloth needs a CUDA GPU)."""
+    FastModel = import_unsloth()
+    from transformers import set_seed
+
     set_seed(seed)
     model, _ = FastModel.from_pretrained(
-        model_name=source,
-        max_seq_length=train.max_seq_length,
-        load_in_4bit=train.load_in_4bit,
-        full_finetuning=False,
-        trust_remote_code=False,
-        use_safetensors=True,
-        **kwargs,
+        **unsloth_load_kwargs(train, base, base_dir), trust_remote_code=False, use_safetensors=True
     )
     return FastModel.get_peft_model(
         model,
@@ -424,6 +447,38 @@ def torchrun_command(processes: int, argv: list[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- training
+
+
+def pin_one_device(train: Train, env=os.environ) -> str | None:
+    """One GPU per process, set before torch sees CUDA; returns the device kept (None: nothing changed).
+
+    With one process and several visible GPUs, transformers sets ``n_gpu`` to all of them and multiplies
+    the batch by it (``TrainingArguments.train_batch_size``) while a quantised model stays on one GPU:
+    the run did 141 of 282 steps with batch 8 x n_gpu. So a GPU backend started without torchrun keeps
+    only the first visible GPU; under torchrun (``LOCAL_RANK``) every rank already has one device.
+    """
+    if train.backend == "peft-cpu" or train.processes > 1 or "LOCAL_RANK" in env:  # torchrun: a device per rank
+        return None
+    visible = [device.strip() for device in env.get("CUDA_VISIBLE_DEVICES", "0").split(",") if device.strip()]
+    if not visible:  # CUDA_VISIBLE_DEVICES="": no GPU at all
+        return None
+    env["CUDA_VISIBLE_DEVICES"] = visible[0]
+    return visible[0]
+
+
+def check_global_batch(trainer, train: Train) -> None:
+    """Before training: the Trainer's own total batch must be the recipe's global batch (16), else refuse."""
+    total = trainer.get_total_train_batch_size(trainer.args)
+    if total != train.global_batch_size:
+        raise TrainError(
+            f"the Trainer would train with a global batch of {total} (per-device {trainer.args.train_batch_size} with "
+            f"n_gpu {trainer.args.n_gpu}, accumulation {trainer.args.gradient_accumulation_steps}, "
+            f"{trainer.args.world_size} processes), not per_device_train_batch_size x world_size = "
+            f"{train.global_batch_size}: give this process one GPU (CUDA_VISIBLE_DEVICES) or set train.processes "
+            "to the GPU count; nothing was trained"
+        )
+
+
 
 
 def training_arguments(train: Train, seed: int, steps: int, work_dir: Path):
@@ -490,14 +545,16 @@ def train_run(
     Under torchrun (``train.processes`` > 1) every rank trains its share of each global batch
     and only rank 0 writes; the other ranks return None.
     """
-    check_world(train)
+    check_world(train)  # one GPU per process: main() pins it (pin_one_device), check_global_batch verifies it
+    if train.backend == "unsloth":
+        import_unsloth()  # before transformers: Unsloth patches it on import and warns when it comes second
     rank = distributed_rank()[0]
     data_path = train_split(data_dir, run.dataset)
     if not (base_dir / "tokenizer.json").is_file() and not (base_dir / "tokenizer_config.json").is_file():
         raise TrainError(f"no tokenizer in {base_dir}: build it first (`dvc repro base`)")
 
     import torch
-    from transformers import AutoTokenizer, DataCollatorForLanguageModeling, set_seed
+    from transformers import DataCollatorForLanguageModeling, set_seed
     from datasets import Dataset
 
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -505,7 +562,7 @@ def train_run(
         torch.use_deterministic_algorithms(True)  # restored below: a library call must not leak global state
     threads = torch.get_num_threads()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(base_dir, trust_remote_code=False)
+        tokenizer = load_tokenizer(base_dir)  # tokenizer.json's own pipeline (stages/lib/loading.py)
         if tokenizer.pad_token is None:  # the collator pads; padded positions are masked out of the loss
             tokenizer.pad_token = tokenizer.eos_token
         codes = [row["code"] for row in read_rows(data_path, ["code"])]
@@ -539,6 +596,7 @@ def train_run(
                 callbacks=[loss_total, *callbacks],  # the loss sum first: a kill in on_save leaves it written
             )
             loss_total.trainer = trainer
+            check_global_batch(trainer, train)
             started = time.time()
             result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
             elapsed = time.time() - started
@@ -596,7 +654,7 @@ def train_run(
             "data": data,
         },
     )
-    record = content_provenance("train", resolved, packages=TRAIN_PACKAGES)
+    record = content_provenance("train", resolved, packages=train_packages(resolved["train"]["backend"]))
     write_json(out / "run_config.json", record)
     write_provenance(out, "train", resolved)
     if metrics_dir is not None:
@@ -697,6 +755,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         if args.run not in params.runs:
             raise TrainError(f"no run {args.run!r} in {args.params} (runs: {', '.join(sorted(params.runs))})")
+        pin_one_device(params.train)  # before torch sees CUDA
         if params.train.processes > 1 and "LOCAL_RANK" not in os.environ:
             # the same stage command at any world size: torchrun starts train.processes copies of it
             return subprocess.call(torchrun_command(params.train.processes, sys.argv[1:] if argv is None else argv))

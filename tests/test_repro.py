@@ -310,3 +310,56 @@ def test_an_unknown_target_is_one_line_naming_it(project, capsys):
     assert len(err) == 1 and "no stage or foreach group named 'trian'" in err[0] and "dvc.yaml" in err[0]
     assert repro.main(["--root", str(project), "trian"]) == 1
     assert not (project / "out").exists() and not (project / "logs").exists()
+
+
+def torch_project(project: Path) -> Path:
+    """b, c and d run torch (they depend on stages/lib/numerics.py); every stage records its CUDA_VISIBLE_DEVICES."""
+    (project / "stages" / "lib").mkdir(parents=True)
+    (project / "stages" / "lib" / "numerics.py").write_text("")
+    (project / "step.py").write_text(STEP.replace(
+        'Path("times/" + name + ".json").write_text(json.dumps([began, time.time()]))',
+        'import os\nPath("times/" + name + ".json").write_text(json.dumps([began, time.time()]))\n'
+        'Path("times/" + name + ".gpu").write_text(os.environ.get("CUDA_VISIBLE_DEVICES", "unset"))'))
+    yaml = (project / "dvc.yaml").read_text()
+    yaml = yaml.replace("deps: [step.py, out/a]", "deps: [step.py, out/a, stages/lib/numerics.py]")
+    yaml = yaml.replace("deps: [step.py, out/b, out/c]", "deps: [step.py, out/b, out/c, stages/lib/numerics.py]")
+    (project / "dvc.yaml").write_text(yaml)
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "torch stages", cwd=project)
+    return project
+
+
+def devices(project: Path) -> dict[str, str]:
+    return {p.stem: p.read_text() for p in (project / "times").glob("*.gpu")}
+
+
+def test_gpus_give_each_running_torch_stage_its_own_device(project):
+    torch_project(project)
+    assert repro.plan(project).torch == {"b", "c", "d"}
+    out = io.StringIO()
+    assert repro.run(project, jobs=3, out=out, gpus=repro.parse_gpus("0,1")) == 0, out.getvalue()
+    seen, ran = devices(project), spans(project)
+    assert seen["a"] == seen["e"] == ""  # no GPU for the stages without torch
+    assert {seen["b"], seen["c"]} == {"0", "1"} and seen["d"] in ("0", "1")
+    for first in "bcd":
+        for second in "bcd":
+            if first < second and overlap(ran[first], ran[second]):
+                assert seen[first] != seen[second], (first, second, seen)
+    assert "b started on GPU" in out.getvalue()
+
+
+def test_one_gpu_runs_the_torch_stages_one_at_a_time_beside_the_others(project):
+    torch_project(project)
+    out = io.StringIO()
+    assert repro.run(project, jobs=2, out=out, gpus=repro.parse_gpus("3")) == 0, out.getvalue()
+    seen, ran = devices(project), spans(project)
+    assert seen["b"] == seen["c"] == seen["d"] == "3" and seen["e"] == ""
+    assert not overlap(ran["b"], ran["c"])  # the one GPU is held by one stage at a time
+
+
+def test_gpu_groups_and_bad_lists():
+    assert repro.parse_gpus("0,1") == ["0", "1"]
+    assert repro.parse_gpus("0+1,2+3") == ["0,1", "2,3"]
+    for bad in ("0,0", "a", "0,,1", "1+1"):
+        with pytest.raises(ValueError, match="--gpus"):
+            repro.parse_gpus(bad)

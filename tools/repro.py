@@ -4,6 +4,7 @@
     python -m tools.repro --jobs 2 --dry                    # the stages it would run, in order
     python -m tools.repro train evaluate@baseline           # those stages and what they need, as `dvc repro train ...`
     python -m tools.repro --force train@<run>               # rerun it although nothing changed
+    python -m tools.repro --gpus 0,1 train evaluate         # two GPU stages at once, each on its own GPU
 
 Targets are stage names or foreach groups (``train`` is every ``train@<run>``), as ``dvc repro`` takes them:
 what is planned is the out-of-date stages among the targets and the stages they depend on, plus whatever
@@ -16,7 +17,10 @@ Python process each, whose first 6 s are spent importing torch and transformers 
 the tiny models gain nothing from a second thread; so on two cores two stages at a time finish
 the grid in about half the time. The same goes for CPU stages at paper scale (transpile,
 translate, package). GPU stages that share one GPU must not overlap: use ``--jobs 1`` there,
-or ``dvc exp run --queue`` with a worker per GPU (README, "Scaling out").
+or ``--gpus``: every stage that runs torch takes one device group of the list (``0,1``: GPU 0 and GPU 1;
+``0+1,2+3``: two GPUs each, for ``train.processes: 2``) as its ``CUDA_VISIBLE_DEVICES`` while it runs, and
+waits while none is free; the other stages get ``CUDA_VISIBLE_DEVICES=""``. DVC's experiment queue cannot do
+this: its workers all inherit one environment (README, "Scaling out").
 
 How: ``dvc status`` says which stages are out of date; those and every stage downstream of them
 are run, each as ``dvc --wait-for-lock repro --single-item <stage>`` once the stages it depends
@@ -109,6 +113,7 @@ class Plan:
     upstream: dict[str, set[str]]  # stage -> the planned stages it depends on
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> its estimated run time
     forced: frozenset[str] = frozenset()  # the planned stages run with --force
+    torch: frozenset[str] = frozenset()  # the planned stages that run torch (they depend on TORCH_MARKER)
 
     def priorities(self, jobs: int = 1) -> dict[str, float]:
         """Each stage's estimate plus a lower bound on the time the planned stages after it need with
@@ -164,9 +169,44 @@ def plan(root: Path, targets: Sequence[str] = (), force: bool = False) -> Plan:
                 planned.add(stage)
         order = [stage for stage in ordered if stage in planned]
         upstream = {s.addressing: {d.addressing for d in graph.successors(s) if d in planned} for s in order}
-        seconds = {s.addressing: ESTIMATED_SECONDS["torch" if any(str(d.def_path) == TORCH_MARKER for d in s.deps)
-                                                   else "plain"] for s in order}
-    return Plan([s.addressing for s in order], upstream, seconds, frozenset(forced))
+        torch = frozenset(s.addressing for s in order if any(str(d.def_path) == TORCH_MARKER for d in s.deps))
+        seconds = {s.addressing: ESTIMATED_SECONDS["torch" if s.addressing in torch else "plain"] for s in order}
+    return Plan([s.addressing for s in order], upstream, seconds, frozenset(forced), torch)
+
+
+def parse_gpus(value: str) -> list[str]:
+    """``--gpus 0,1`` -> ["0", "1"]; ``0+1,2+3`` -> ["0,1", "2,3"] (a group per stage); each id used once."""
+    groups = [group.strip() for group in value.split(",")]
+    ids = [gpu for group in groups for gpu in group.split("+")]
+    if not all(gpu.strip().isdigit() for gpu in ids) or len(set(ids)) != len(ids):
+        raise ValueError(f"--gpus {value!r}: expected GPU indices, each once, e.g. 0,1 or 0+1,2+3")
+    return [",".join(gpu.strip() for gpu in group.split("+")) for group in groups]
+
+
+class Devices:
+    """The free device groups; a torch stage holds one while it runs, other stages none (``""``)."""
+
+    def __init__(self, groups: Sequence[str] | None):
+        self.free = list(groups) if groups is not None else None
+        self.held: dict[str, str] = {}
+
+    def take(self, name: str, work: Plan) -> str | None:
+        """The ``CUDA_VISIBLE_DEVICES`` to start ``name`` with; None: no ``--gpus`` (inherit), or wait."""
+        if self.free is None:
+            return None
+        if name not in work.torch:
+            return ""
+        if not self.free:
+            return None
+        self.held[name] = self.free.pop(0)
+        return self.held[name]
+
+    def ready(self, name: str, work: Plan) -> bool:
+        return self.free is None or name not in work.torch or bool(self.free)
+
+    def release(self, name: str) -> None:
+        if name in self.held:
+            self.free.append(self.held.pop(name))
 
 
 def command(name: str, work: Plan) -> list[str]:
@@ -175,7 +215,8 @@ def command(name: str, work: Plan) -> list[str]:
     return [sys.executable, "-m", "tools.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", *force, name]
 
 
-def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), force: bool = False) -> int:
+def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), force: bool = False,
+        gpus: Sequence[str] | None = None) -> int:
     """Run the plan with up to ``jobs`` stages at once; 0, or 1 with the failures named."""
     started = time.monotonic()
     env = dict(os.environ)
@@ -194,7 +235,8 @@ def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), forc
     if gates:  # planned again without them: they have run (a forced one would be planned again)
         again = plan(root, targets, force)
         work = Plan([n for n in again.order if n not in GATES],
-                    {n: deps - set(GATES) for n, deps in again.upstream.items() if n not in GATES}, again.seconds, again.forced)
+                    {n: deps - set(GATES) for n, deps in again.upstream.items() if n not in GATES}, again.seconds, again.forced,
+                    again.torch)
     if not work.order:
         print("repro: every stage is up to date", file=out)
         return 0
@@ -202,10 +244,11 @@ def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), forc
     logs = root / LOG_DIR
     logs.mkdir(parents=True, exist_ok=True)
     print(f"repro: each stage's output goes to {logs.resolve()}/<stage>.log", file=sys.stderr, flush=True)
-    print(f"repro: {len(pending)} stages, {jobs} at a time (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})", file=out)
+    print(f"repro: {len(pending)} stages, {jobs} at a time (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})"
+          + (f", torch stages on GPUs {' | '.join(gpus)}" if gpus else ""), file=out)
     handlers = {signum: signal.signal(signum, _raise_interrupted) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        _loop(root, jobs, work, env, logs, pending, running, done, failed, out)
+        _loop(root, jobs, work, env, logs, pending, running, done, failed, out, Devices(gpus))
     except Interrupted as stopped:
         for signum in handlers:  # a second Ctrl-C must not abandon the stages being stopped (SIGKILL after 30 s)
             signal.signal(signum, signal.SIG_IGN)
@@ -226,22 +269,32 @@ def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), forc
 
 
 def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: list, running: dict, done: set,
-          failed: list, out) -> None:
-    """Start ready stages, up to ``jobs`` at once, until all have run or one failed and the rest finished."""
+          failed: list, out, devices: Devices | None = None) -> None:
+    """Start ready stages, up to ``jobs`` at once (a torch stage also needs a free device group under
+    ``--gpus``), until all have run or one failed and the rest finished."""
+    devices = devices or Devices(None)
     priority = work.priorities(jobs)
     listed = {name: index for index, name in enumerate(work.order)}
     while pending or running:
         if not failed:
             ready = [n for n in pending if work.upstream[n] <= done]
-            for name in sorted(ready, key=lambda n: (-priority[n], listed[n]))[: jobs - len(running)]:
+            for name in sorted(ready, key=lambda n: (-priority[n], listed[n])):
+                if len(running) >= jobs:
+                    break
+                if not devices.ready(name, work):  # every device group is busy: a later stage may need none
+                    continue
                 pending.remove(name)
+                stage_env, device = env, devices.take(name, work)
+                if device is not None:
+                    stage_env = {**env, "CUDA_VISIBLE_DEVICES": device}
                 log = logs / (name.replace("/", "_") + ".log")
                 with log.open("w", encoding="utf-8") as handle:
                     process = subprocess.Popen(  # its own group: a signal reaches DVC and the stage's command
-                        command(name, work), cwd=root, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
+                        command(name, work), cwd=root, env=stage_env, stdout=handle, stderr=subprocess.STDOUT,
+                        start_new_session=True,
                     )
                 running[name] = (process, log, time.monotonic())
-                print(f"repro: {name} started", file=out, flush=True)
+                print(f"repro: {name} started" + (f" on GPU {device}" if device else ""), file=out, flush=True)
         elif not running:
             break
         time.sleep(0.2)
@@ -249,6 +302,7 @@ def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: lis
             if process.poll() is None:
                 continue
             del running[name]
+            devices.release(name)
             seconds = time.monotonic() - began
             if process.returncode == 0:
                 done.add(name)
@@ -271,14 +325,22 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the stages that would run, in dependency order, each with its estimated "
                              "chain of work (what orders the ready stages), and stop")
     parser.add_argument("--root", type=Path, default=Path("."), help="the repository (default: here)")
+    parser.add_argument("--gpus", help="GPU indices (0,1) or groups (0+1,2+3): each stage that runs torch gets one "
+                        "as its CUDA_VISIBLE_DEVICES while it runs; the others get none (default: inherit)")
     args = parser.parse_args(argv)
+    gpus = None
+    if args.gpus is not None:
+        try:
+            gpus = parse_gpus(args.gpus)
+        except ValueError as error:
+            parser.error(str(error))
     if args.jobs < 1:
         parser.error("--jobs: at least 1")
     from dvc.lock import LockError
 
     try:
         if not args.dry:
-            return run(args.root, args.jobs, targets=args.targets, force=args.force)
+            return run(args.root, args.jobs, targets=args.targets, force=args.force, gpus=gpus)
         work = plan(args.root, args.targets, args.force)
     except UnknownTarget as unknown:
         print(f"repro: no stage or foreach group named {str(unknown)!r} in {(args.root / 'dvc.yaml').resolve()}", file=sys.stderr)

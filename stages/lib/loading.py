@@ -13,7 +13,16 @@ through one of these functions:
   when the safetensors file is missing and has no option to forbid that, so the adapter
   folder is checked first.
 
-Tokenizers hold no weights: ``AutoTokenizer.from_pretrained(..., trust_remote_code=False)`` is enough.
+- :func:`load_tokenizer`: the folder's ``tokenizer.json`` run by its own pipeline.
+
+Tokenizers hold no weights, but ``AutoTokenizer`` does not keep a ``tokenizer.json`` as written:
+in transformers 5.17 a ``cohere2`` repo resolves to ``CohereTokenizer``, whose ``__init__`` keeps
+only the vocabulary and merges of the file (``TokenizersBackend.convert_to_native_format`` hands a
+class with its own ``__init__`` vocab/merges only) and installs a fixed ``NFC + Digits(individual)
++ ByteLevel`` pipeline. tiny-aya's own file groups digits in threes, so its ids differed.
+:func:`load_tokenizer` loads through the generic ``PreTrainedTokenizerFast`` (``TokenizersBackend``),
+which wraps ``tokenizers.Tokenizer.from_file`` unchanged and reads the special tokens from
+``tokenizer_config.json``; the ids equal ``tokenizers.Tokenizer.from_file(...).encode`` (tests/test_base.py).
 
 ``tests/test_faults.py`` walks every ``from_pretrained(`` call under ``stages/`` and holds
 them to the same rules.
@@ -75,3 +84,25 @@ def load_adapter(model, models_dir: Path | str, subfolder: str, **kwargs: Any):
 
     return PeftModel.from_pretrained(model, str(models_dir), subfolder=subfolder, **kwargs)
 
+
+
+def load_tokenizer(folder: Path | str):
+    """The tokenizer saved in ``folder``, with ``tokenizer.json``'s own normaliser, pre-tokeniser and
+    post-processor (never a class's imposed pipeline), special tokens from ``tokenizer_config.json``."""
+    path = Path(folder) / "tokenizer.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no tokenizer.json; build the base first (`dvc repro base`)")
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(str(folder), trust_remote_code=False)
+
+
+def nf4_config(compute_dtype):
+    """The one 4-bit config of training (peft-bnb) and evaluation (hf): NF4 with double quantisation, as
+    Unsloth 2026.10.9 loads its 4-bit base (``bnb_4bit_use_double_quant=True``, unsloth/models/vision.py),
+    so the three paths quantise the base alike; ``compute_dtype`` a torch dtype."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype, bnb_4bit_use_double_quant=True
+    )

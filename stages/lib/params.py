@@ -579,6 +579,14 @@ class Evaluate(Strict):
             raise ValueError("protocol phase2 has one template wording (templates: [phase2])")
         return self
 
+    @model_validator(mode="after")
+    def _vllm_not_4bit(self) -> "Evaluate":
+        if self.backend == "vllm" and self.load_in_4bit:
+            # vLLM 0.32 has no bitsandbytes loader: it would serve the 16-bit base while eval_config.json said 4-bit
+            raise ValueError("backend vllm cannot load the base in 4-bit (vLLM 0.32 has no bitsandbytes loader): "
+                             "set load_in_4bit false (vLLM then serves the dtype base), or use backend hf")
+        return self
+
     @field_validator("max_new_tokens")
     @classmethod
     def _default_tokens(cls, value: dict) -> dict:
@@ -808,6 +816,10 @@ class Llink(Strict):
 
     k_slots: int = Field(default=8, gt=0)
     threads: int = Field(default=1, gt=0, description="torch threads: a fixed count, so reruns write the same bytes")
+    device: Literal["cpu", "cuda"] = Field(
+        default="cpu", description="where the llink stages run torch: cpu (smoke, byte-identical reruns) or cuda "
+        "(paper: Llama-3.2-1B for 20k + 939 steps; GPU kernels are not bit-exact)",
+    )
     data: LlinkData
     backbones: LlinkBackbones
     stage_a: LlinkStageA

@@ -133,6 +133,7 @@ def load_decoder(where: str, revision: str | None = None):
     )
     for param in model.parameters():
         param.requires_grad_(False)
+    model = model.to(torch.get_default_device())  # llink.device (stages/lib/llink/run.py); a no-op on CPU
     return model.eval(), AutoTokenizer.from_pretrained(where, revision=revision, trust_remote_code=False)
 
 
@@ -146,6 +147,7 @@ def load_encoder(where: str, revision: str | None = None):
     )
     for param in model.parameters():
         param.requires_grad_(False)
+    model = model.to(torch.get_default_device())  # llink.device (stages/lib/llink/run.py); a no-op on CPU
     return model.eval(), AutoTokenizer.from_pretrained(where, revision=revision, trust_remote_code=False)
 
 

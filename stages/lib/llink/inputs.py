@@ -30,7 +30,7 @@ class Paths:
 
 
 def special_rows(paths: Paths) -> dict[str, torch.Tensor]:
-    return load_file(paths.features / "special_rows.safetensors")
+    return load_file(paths.features / "special_rows.safetensors", device=str(torch.get_default_device()))
 
 
 def frozen_decoder(llink: Llink, paths: Paths, rows: dict[str, torch.Tensor] | None = None):
@@ -44,7 +44,7 @@ def pairs(paths: Paths) -> tuple[list[Pair], list[Pair]]:
 
 
 def features(paths: Paths) -> dict[str, torch.Tensor]:
-    return load_file(paths.features / "features.safetensors")
+    return load_file(paths.features / "features.safetensors", device=str(torch.get_default_device()))
 
 
 def load_projector(llink: Llink, paths: Paths, d_enc: int, d_dec: int) -> Projector:

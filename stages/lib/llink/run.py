@@ -40,6 +40,23 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
+def device_scope(device: str):
+    """The stage's torch device: on ``cuda`` every tensor and module the stage creates lands on the GPU
+    (``torch.device`` as the default device), with cuBLAS in its deterministic workspace mode, which
+    ``torch.use_deterministic_algorithms`` requires there; ``cpu`` changes nothing."""
+    import contextlib
+    import os
+
+    if device == "cpu":
+        return contextlib.nullcontext()
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError(f"llink.device is {device!r} but torch sees no CUDA GPU; set llink.device: cpu")
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    return torch.device(device)
+
+
 def main_of(stage: str, work: Callable[[Llink], dict]) -> Callable[[list[str] | None], int]:
     """A ``main(argv)`` that loads ``llink`` from ``--params``, runs ``work`` and logs its timing."""
     import argparse
@@ -52,7 +69,9 @@ def main_of(stage: str, work: Callable[[Llink], dict]) -> Callable[[list[str] | 
         log = stage_logger(stage)
         started = time.time()
         try:
-            summary = work(load_params(args.params).llink)
+            llink = load_params(args.params).llink
+            with device_scope(llink.device):
+                summary = work(llink)
         except (ParamsError, OSError, ValueError, RuntimeError) as error:
             log.error("%s", error)
             return 2
