@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from stages import evaluate as ev  # noqa: E402
-from stages.lib.benchmarks import load_benchmark, load_examples  # noqa: E402
+from stages.lib.tasks import load_benchmark, load_examples  # noqa: E402
 from stages.lib.params import load_params  # noqa: E402
 
 

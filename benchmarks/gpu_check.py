@@ -62,7 +62,7 @@ def code_rows(count: int) -> list[dict]:
 
 
 def make_params(device: str, n_samples: int):
-    from stages.configure import render
+    from tools.configure import render
     from stages.lib.params import parse_params
 
     data = render("smoke", "phase3")

@@ -4,7 +4,7 @@
 
 Clones the repository's HEAD into a temporary folder (so uncommitted edits are not
 measured), runs `dvc repro` there with this interpreter's environment (with ``--jobs N`` above
-1, ``python -m stages.repro --jobs N`` instead: N stages at a time), then runs `dvc repro` a
+1, ``python -m tools.repro --jobs N`` instead: N stages at a time), then runs `dvc repro` a
 second time, and prints both wall times with the machine's core count against the goals
 (a clean smoke repro <= 5 min, a no-op repro <= 5 s). Nothing is written to the repository.
 ``--target`` reproduces only those stages and their upstream (a quick check; the goals are
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         subprocess.run(["git", "clone", "-q", str(args.repo), str(clone)], check=True)
         dvc = [sys.executable, "-m", "dvc", "repro", *args.target]
-        clean = dvc if args.jobs == 1 else [sys.executable, "-m", "stages.repro", "--jobs", str(args.jobs)]
+        clean = dvc if args.jobs == 1 else [sys.executable, "-m", "tools.repro", "--jobs", str(args.jobs)]
         figures = {"smoke dvc repro, clean clone": timed(clean, clone, env), "no-op dvc repro": timed(dvc, clone, env)}
     finally:
         if args.keep:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"cores: {os.cpu_count()}; clean run: {'dvc repro' if args.jobs == 1 else f'stages.repro --jobs {args.jobs}'}")
+    print(f"cores: {os.cpu_count()}; clean run: {'dvc repro' if args.jobs == 1 else f'tools.repro --jobs {args.jobs}'}")
     print(f"{'measure':<32} {'seconds':>9} {'goal':>8}  met")
     for name, seconds in figures.items():
         goal = GOALS[name]

@@ -12,7 +12,7 @@ four published-size files (the four-language sessions, about 58 MB each at the d
 same in both outputs, and prints the ratio (the goal, issue 19: at least 5x on 2 cores).
 
 Writes synthetic ``{condition}_seed{N}_results_{template}.json`` files in the published schema
-(evaluation-protocol.md §2: the 21 sessions x 2 templates of §1.1, cells in the evaluation loop
+(the 21 sessions x 2 templates, cells in the evaluation loop
 order, the real row counts per cell, rows with text fields, raw_output, pred, gold, correct), then
 times ``stages.reparse.reparse_files`` over all of them and prints one table row: files, MB, cells,
 rows, seconds, cores. Only the reparse is timed, not writing the inputs. The goal is reparse +

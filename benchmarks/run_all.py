@@ -8,7 +8,7 @@ Runs each script of this folder as a subprocess with this interpreter, from the 
 and reads the ``RESULT {json}`` line each prints last (their human output is echoed as it comes):
 
 - ``pipeline_speed.py``: the smoke pipeline in a clean clone of HEAD (<= 5 min), with ``--jobs`` stages at
-  a time (default: the core count, through ``python -m stages.repro``; ``--jobs 1``: plain ``dvc repro``),
+  a time (default: the core count, through ``python -m tools.repro``; ``--jobs 1``: plain ``dvc repro``),
   then the no-op ``dvc repro`` (<= 5 s);
 - ``transpile_speed.py --goal-only``: 5,000 real files, 2 workers, round trip verified (<= 10 s);
 - ``report_speed.py``: reparse + report over a synthetic corpus of the published size (<= 60 s);

@@ -47,7 +47,8 @@ from tokenizers.trainers import BpeTrainer
 from transformers import Cohere2Config, Cohere2ForCausalLM, PreTrainedTokenizerBase
 from transformers.models.cohere.tokenization_cohere import CohereTokenizer
 
-from stages.lib.benchmarks import BenchmarkError
+from stages.lib.errors import StageError, exit_stage
+from stages.lib.tasks import BenchmarkError
 from stages.lib.params import UNPINNED, Evaluate, ParamsError, Pretrain, load_params
 from stages.lib.pretrain import pretrain as pretrain_model
 from stages.lib.pretrain import training_items
@@ -91,7 +92,7 @@ SMOKE_CONFIG = {
 }
 
 
-class BaseError(ValueError):
+class BaseError(StageError, ValueError):
     pass
 
 
@@ -330,4 +331,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

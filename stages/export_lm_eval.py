@@ -4,7 +4,7 @@ as lm-eval task YAMLs, so that an lm-eval user can read our numbers and run our 
     python -m stages.export_lm_eval --params params.yaml --out reports/lm-eval    # dvc.yaml: export_lm_eval
 
 Reads each session of ``evaluate.sessions`` (its ``_results_`` and ``_summary_loglik_`` files under ``out``) and
-the benchmark items it scored (``stages/lib/benchmarks``, fixtures or Hub as evaluate read them). Writes
+the benchmark items it scored (``stages/lib/tasks``, fixtures or Hub as evaluate read them). Writes
 ``<out>/<session>/results_<date>.json`` and ``samples_<task>_<date>.jsonl`` (stages/lib/lm_eval_format.py; the
 prompt of each sample is rendered from the template, byte-exact as evaluate sent it), and
 ``<out>/tasks/<benchmark>/`` (a ``_<benchmark>_common_yaml`` and one YAML per template, data and instruction
@@ -23,12 +23,13 @@ import yaml
 
 from stages.lib import lm_eval_format as fmt
 from stages.lib import results
-from stages.lib.benchmarks import HERE as BENCHMARKS_DIR
-from stages.lib.benchmarks import load_benchmark, load_examples
+from stages.lib.errors import StageError, exit_stage
+from stages.lib.tasks import HERE as BENCHMARKS_DIR
+from stages.lib.tasks import load_benchmark, load_examples
 from stages.lib.params import load_params
 
 
-class ExportError(RuntimeError):
+class ExportError(StageError, RuntimeError):
     pass
 
 
@@ -115,7 +116,7 @@ def write_tasks(params, out: Path) -> int:
         folder = out / "tasks" / name
         folder.mkdir(parents=True, exist_ok=True)
         tokens = evaluate.max_new_tokens.get(name, evaluate.max_new_tokens["default"])
-        source = f"stages/lib/benchmarks/{name}.yaml"
+        source = f"stages/lib/tasks/{name}.yaml"
         (folder / f"_{name}_common_yaml").write_text(fmt.dump_yaml(fmt.common_yaml(definition, tokens), source),
                                                     encoding="utf-8")
         for template in evaluate.templates:
@@ -151,4 +152,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 from typing import Iterator
 
+from stages.lib.errors import exit_stage
 from stages.lib.filters import Accepted, FilterChain
 from stages.lib.params import UNPINNED, HubSource, InstalledSource, ParamsError, load_params
 from stages.lib.paths import safe_join
@@ -145,4 +146,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -44,7 +44,7 @@ from pathlib import Path
 from stages.lib import published
 from stages.lib.params import UNPINNED, ParamsError, Params, load_params
 from stages.lib.provenance import file_sha256, write_json
-from stages.train import adapter_folder
+from stages.lib.paths import adapter_folder
 
 DEFAULT_REPO = "legesher/language-decoded-lora"
 REQUIRED = ("adapter_config.json", "adapter_model.safetensors")
@@ -128,7 +128,7 @@ def import_adapters(
     if params.scale != "paper":
         raise AdapterImportError(
             "the published adapters fit CohereLabs/tiny-aya-base: render paper params first "
-            "(`python -m stages.configure --scale paper`)"
+            "(`python -m tools.configure --scale paper`)"
         )
     paths = hub_paths(params, list(params.runs) if not run_ids else run_ids)
     patterns = [f"{path}/{name}" for path in paths.values() for name in (*REQUIRED, *OPTIONAL)]

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Sequence
 
 from stages.lib import published
+from stages.lib.errors import exit_stage
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import write_json
 
@@ -83,4 +84,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -13,9 +13,9 @@ Writes data/llink/pairs/{train,dev}.jsonl, provenance.json; metrics/llink/data.j
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from stages.lib.errors import exit_stage
 from stages.lib.llink.data import read_jsonl_pairs, split_pairs, synthetic_pairs, write_pairs
 from stages.lib.llink.run import main_of, provenance, stamp, write_json
 from stages.lib.params import Llink
@@ -53,4 +53,4 @@ def run(llink: Llink, out: Path = OUT, metrics: Path = METRICS) -> dict:
 main = main_of("llink_data", run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -13,8 +13,8 @@ Writes models/llink/direct/lora/ (PEFT adapter), provenance.json; metrics/llink/
 
 from __future__ import annotations
 
-import sys
 
+from stages.lib.errors import exit_stage
 from stages.lib.llink import inputs
 from stages.lib.llink.backbones import deterministic
 from stages.lib.llink.finetune import attach_lora, lora_parameters, optimise, save_lora
@@ -66,4 +66,4 @@ def run(llink: Llink, paths: inputs.Paths = inputs.Paths()) -> dict:
 main = main_of("llink_direct", run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -18,11 +18,11 @@ data/llink/eval/samples.jsonl and provenance.json.
 from __future__ import annotations
 
 import json
-import sys
 
 import torch
 from safetensors.torch import load_file
 
+from stages.lib.errors import exit_stage
 from stages.lib.llink import inputs
 from stages.lib.llink.backbones import deterministic, slot_tokens
 from stages.lib.llink.data import content_words
@@ -208,4 +208,4 @@ def run(llink: Llink, paths: inputs.Paths = inputs.Paths()) -> dict:
 main = main_of("llink_eval", run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

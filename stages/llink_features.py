@@ -19,11 +19,11 @@ metrics/llink/features.json (token budget, teacher diversity).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from safetensors.torch import save_file
 
+from stages.lib.errors import exit_stage
 from stages.lib.llink import backbones as bb
 from stages.lib.llink.data import read_pairs
 from stages.lib.llink.metrics import diversity, rounded
@@ -117,4 +117,4 @@ def run(llink: Llink, pairs_dir: Path = PAIRS, models: Path = MODELS, out: Path 
 main = main_of("llink_features", run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -16,12 +16,12 @@ and the native baseline, with chance) and metrics/llink/stage_a_history.csv.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from stages.lib.errors import exit_stage
 from stages.lib.llink.backbones import deterministic
 from stages.lib.llink.losses import stage_a_loss
 from stages.lib.llink.metrics import retrieval, rounded
@@ -116,4 +116,4 @@ def run(llink: Llink, features_path: Path = FEATURES, out: Path = OUT, metrics_d
 main = main_of("llink_stage_a", run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -18,12 +18,12 @@ metrics/llink/stage_b.json and metrics/llink/stage_b_history.csv.
 
 from __future__ import annotations
 
-import sys
 
 import torch
 from safetensors.torch import save_file
 from torch.nn import functional as F
 
+from stages.lib.errors import exit_stage
 from stages.lib.llink import inputs
 from stages.lib.llink.backbones import deterministic
 from stages.lib.llink.data import STOP_WORDS
@@ -123,4 +123,4 @@ def run(llink: Llink, paths: inputs.Paths = inputs.Paths()) -> dict:
 main = main_of("llink_stage_b", run)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

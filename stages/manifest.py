@@ -32,7 +32,7 @@ from stages.lib import cards
 from stages.lib.cards import source_corpus
 from stages.lib.params import ParamsError, Params, Run, load_params
 from stages.lib.provenance import file_sha256, write_json
-from stages.train import adapter_folder
+from stages.lib.paths import adapter_folder
 
 SCHEMA_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")

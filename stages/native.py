@@ -25,6 +25,7 @@ import random
 import sys
 from pathlib import Path
 
+from stages.lib.errors import exit_stage
 from stages.lib.params import UNPINNED, Native, ParamsError, load_params
 from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_json, write_provenance
@@ -136,4 +137,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

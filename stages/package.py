@@ -29,6 +29,7 @@ from huggingface_hub import DatasetCardData
 from tokenizers import Tokenizer
 
 from stages.lib import cards
+from stages.lib.errors import exit_stage
 from stages.lib.params import Base, Params, ParamsError, load_params
 from stages.lib.paths import safe_join
 from stages.lib.provenance import content_provenance, write_provenance
@@ -150,4 +151,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

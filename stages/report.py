@@ -4,19 +4,19 @@
     python -m stages.report --published DIR --out OUT          # a published snapshot (phase3/conditions/...)
     python -m stages.report --published DIR --out OUT --original-statistics --jobs 2 --no-plots
 
-Reads the published layout ``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N>_<kind>_<template>.json``
-(evaluation-protocol.md §2): strict numbers from ``_summary_`` (or the summary inside ``_results_``),
+Reads the published layout ``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N>_<kind>_<template>.json``:
+strict numbers from ``_summary_`` (or the summary inside ``_results_``),
 refined ones from ``_summary_reparsed_`` (reparsed in memory from ``_results_`` where absent),
 log-likelihood ones from ``_summary_loglik_`` where present, and per-example correctness from the
 ``_results_`` rows. With ``--params`` the expected files come from the runs of params.yaml (never a glob);
 with ``--published`` every file of the snapshot is read and misfiled duplicates are resolved by the folder.
 
-Writes into OUT (every file deterministic; §3 for the columns):
+Writes into OUT (every file deterministic; the columns are the published files'):
 
-- ``cells.tsv`` strict vs refined per cell (§3.2, with ``n`` filled); ``runs.csv`` one row per run × cell;
-- ``vs_baseline_cells.tsv`` (§3.3), ``conclusion_flips.tsv`` (±0.01 sign rule);
-- ``cross_seed_variance.tsv`` (§3.6: Δrep in pp per seed, mean, sd ddof=1, min, max, verdict);
-- ``significance.tsv`` (§3.5) per (condition, cell): by default the calibrated set (the rows each cell
+- ``cells.tsv`` strict vs refined per cell (with ``n`` filled); ``runs.csv`` one row per run × cell;
+- ``vs_baseline_cells.tsv``, ``conclusion_flips.tsv`` (±0.01 sign rule);
+- ``cross_seed_variance.tsv`` (Δrep in pp per seed, mean, sd ddof=1, min, max, verdict);
+- ``significance.tsv`` per (condition, cell): by default the calibrated set (the rows each cell
   scored as n, a seed t that is NaN with a note where undefined, the pooled z without markers,
   a paired sign-flip test of the per-item differences giving the markers, an item-only and a seed × item
   bootstrap CI); ``--original-statistics`` (alias ``--xnli-n-original``) writes the original's columns
@@ -32,10 +32,10 @@ Writes into OUT (every file deterministic; §3 for the columns):
 - ``missing.tsv`` what was expected and not found (also on stderr), ``provenance.json`` args and versions.
 
 With a Phase 2 params.yaml (``phase: phase2``) the report reads each session's
-``english_prompt_results.json`` and ``native_prompt_results.json`` (phase2-protocol.md §7; strict
+``english_prompt_results.json`` and ``native_prompt_results.json`` (strict
 scoring only, one seed) and writes the same files in the same schemas, strict columns filled
 (``metrics.json`` keys line up with Phase 3's for ``dvc metrics diff phase2 phase3``), McNemar per
-cell against the baseline, §9's headline table as ``tables/phase2_summary.tsv`` (accuracy % and Δ pp,
+cell against the baseline, the Phase 2 summary's headline table as ``tables/phase2_summary.tsv`` (accuracy % and Δ pp,
 1 dp) and no paper tables (``tables.tex`` says so).
 
 A malformed file, a bad cell key or an ambiguous duplicate stops the report with a message naming the
@@ -57,7 +57,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib import analyses, figures, paper_tables, phase2_results, stats
+from stages.lib import analyses, figures, paper_tables, phase2_results, report_outputs, stats
+from stages.lib.errors import exit_stage
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import code_provenance, content_provenance, write_json
 from stages.lib.results_index import (
@@ -110,7 +111,7 @@ SCORED = {"acc_strict": "no strict accuracy: the cell is absent from the _summar
 
 
 def missing_cells(runs: pd.DataFrame, index: Index, correct: dict | None = None) -> list[dict]:
-    """Cells a loaded session should have (§1.1 grid) and does not, or has without one of its scorings;
+    """Cells a loaded session should have (the evaluation grid) and does not, or has without one of its scorings;
     with ``correct`` (per-example rows were read), cells whose ``_results_`` file has no rows for them."""
     rows = []
     for session in index.sessions:
@@ -200,7 +201,7 @@ def cells_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def vs_baseline(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
-    """§3.3: each fine-tuned run × cell against the baseline's same (template, cell), within one scoring."""
+    """Each fine-tuned run × cell against the baseline's same (template, cell), within one scoring."""
     base = runs[runs["condition"] == BASELINE][PAIR + ["acc_strict", "acc_refined", "acc_loglik", "pf_strict", "pf_refined"]]
     base = base.rename(columns={c: f"b_{c}" for c in base.columns if c not in PAIR})
     cond = runs[runs["condition"] != BASELINE]
@@ -240,7 +241,7 @@ def conclusion_flips(vs: pd.DataFrame) -> pd.DataFrame:
 
 
 def cross_seed_variance(vs: pd.DataFrame) -> pd.DataFrame:
-    """§3.6: per seed Δrep (pp) per (condition, benchmark, instr, data | ALL), then over seeds."""
+    """Per seed Δrep (pp) per (condition, benchmark, instr, data | ALL), then over seeds."""
     frame = vs[RUN_COLUMNS + ["delta_rep"]].dropna(subset=["delta_rep"]).rename(columns={"delta_rep": "value"})
     frame["value"] = frame["value"] * 100
     parts = []
@@ -295,7 +296,7 @@ def significance_columns(original: bool) -> list[str]:
 
 def significance(complete: pd.DataFrame, correct: dict, *, original: bool, boot_seed: int, boot_resamples: int,
                  err=None) -> pd.DataFrame:
-    """§3.5 per (condition, cell) from the refined accuracies: the calibrated set, or the original's.
+    """Significance per (condition, cell) from the refined accuracies: the calibrated set, or the original's.
 
     ``original=True`` (``--original-statistics``): ``build_significance.py`` on 4-dp accuracies with its
     n (XNLI 2,505) and markers, so the published p values come back. Default: the tests of
@@ -546,7 +547,7 @@ def run_report(args: argparse.Namespace, err=None, into: Path | None = None) -> 
     return 0
 
 
-# --- Phase 2 (phase2-protocol.md): one seed, one wording per language, strict extractors only ------------
+# --- Phase 2: one seed, one wording per language, strict extractors only ------------
 
 
 PHASE2_RUN_COLUMNS = RUN_COLUMNS + ["n", "acc_strict", "pf_strict"]
@@ -589,7 +590,7 @@ def write_phase2_plots(folder: Path, vs: pd.DataFrame, conditions: list[str], de
 
 def run_phase2_report(args: argparse.Namespace, params, err, into: Path | None = None) -> int:
     """The report of a Phase 2 params.yaml: every file the stage declares, in Phase 3's schemas where
-    they apply (strict columns filled, refined/log-likelihood ones empty), plus §9's headline table.
+    they apply (strict columns filled, refined/log-likelihood ones empty), plus the Phase 2 summary's headline table.
 
     The sessions are exactly params' ``evaluate.sessions``; each ``out`` folder is read under ``--eval-dir``.
     """
@@ -669,7 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="significance.tsv exactly as build_significance.py computed it (XNLI n = 2,505, its tests "
                              "and markers), to regenerate the published p values; default: the calibrated set")
     parser.add_argument("--xnli-n-original", dest="original_statistics", action="store_true",
-                        help="the same as --original-statistics (its XNLI n of 2,505 is one part of it, §7.1)")
+                        help="the same as --original-statistics (its XNLI n of 2,505 is one part of it)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes reading results files")
     parser.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap CIs")
     parser.add_argument("--bootstrap-resamples", type=int, default=10_000, help="bootstrap resamples per row")
@@ -704,6 +705,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         staging.mkdir(parents=True)
         code = run_report(args, into=staging)
         if code == 0:
+            # dvc.yaml declares stages/lib/report_outputs.py's names: anything else would go unversioned
+            extra, lacking = report_outputs.undeclared({entry.name for entry in staging.iterdir()}, args.no_plots)
+            if extra or lacking:
+                raise ReportError(f"{out}: wrote {extra} that stages/lib/report_outputs.py does not declare "
+                                  f"and not {lacking} that it does")
             swap_in(staging, out)
         return code
     except (ReportError, stats.StatsError, ParamsError) as error:
@@ -715,4 +721,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

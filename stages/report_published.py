@@ -12,7 +12,7 @@ tables (``tables.tex``, ``tables/``), ``significance.tsv``, ``cross_seed_varianc
 and ``metrics.json`` with the keys of the project's own ``reports/metrics.json`` (so
 ``dvc metrics show`` lines the two up, and ``dvc metrics diff`` compares each across commits). No
 plots (binary files in git; ``stages.report --published`` draws them on demand). Then it compares
-the tables with the paper's cells (stages/check_paper_tables.py): ``paper_tables_check.tsv`` lists
+the tables with the paper's cells (stages/lib/paper_facts.py): ``paper_tables_check.tsv`` lists
 every disagreeing cell and the agreement line is printed and kept in ``status.json``.
 
 When the import was skipped (``published.enabled: false``, the smoke default) it writes only
@@ -28,8 +28,9 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from stages import check_paper_tables, report
-from stages.lib import published
+from stages import report
+from stages.lib import paper_facts, published
+from stages.lib.errors import exit_stage
 from stages.lib.provenance import write_json
 
 STAGE = "report_published"
@@ -61,8 +62,8 @@ def report_published(experiments: Path, reparsed: Path, out: Path, jobs: int) ->
                             "--original-statistics"])
     if code != 0:
         return code
-    comparison = check_paper_tables.check(out)
-    check_paper_tables.write_disagreements(out / CHECK_FILE, comparison)
+    comparison = paper_facts.check(out)
+    paper_facts.write_disagreements(out / CHECK_FILE, comparison)
     line = comparison.line()
     write_json(out / published.STATUS, {"stage": STAGE, "status": "reported", "snapshot": published.status(experiments),
                                         "paper_tables": line})
@@ -84,4 +85,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

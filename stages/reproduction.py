@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from stages.lib import reproduction
+from stages.lib.errors import exit_stage
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import write_json
 
@@ -87,4 +88,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

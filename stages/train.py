@@ -116,11 +116,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from stages.lib.errors import StageError, exit_stage
 from stages.lib.params import UNPINNED, Base, ParamsError, Run, Train, load_params
 from stages.lib.fingerprint import code_fingerprint
 from stages.lib.loading import load_causal_lm, load_tokenizer, nf4_config
 from stages.lib.numerics import cpu_numerics
-from stages.lib.paths import safe_join
+from stages.lib.paths import adapter_folder
 from stages.lib.progress import progress_enabled, stage_logger
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.tables import read_rows, split_path
@@ -143,7 +144,7 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 WALL_CLOCK_KEY = re.compile(r"(runtime|per_second|_time$|^time|timestamp|_seconds$|^wall)", re.IGNORECASE)
 
 
-class TrainError(ValueError):
+class TrainError(StageError, ValueError):
     """A run that cannot be trained as asked; the message says what is missing."""
 
 
@@ -174,11 +175,6 @@ def strip_wall_clock(record: dict) -> tuple[dict, dict]:
     content = {k: v for k, v in record.items() if not WALL_CLOCK_KEY.search(k)}
     timing = {k: v for k, v in record.items() if WALL_CLOCK_KEY.search(k)}
     return content, timing
-
-
-def adapter_folder(models_dir: Path, train: Train, run_id: str) -> Path:
-    """``<models_dir>/<train.adapters_dir minus models/>/<run_id>``: models/tiny-aya-base/<run> or flat models/<run>."""
-    return safe_join(models_dir, *train.adapters_dir.split("/")[1:], run_id)
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -792,4 +788,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stages.lib.errors import exit_stage
 from stages.lib.langpacks import LanguagePack, load_pack
 from stages.lib.params import ParamsError, Translate, load_params
 from stages.lib.progress import progress, stage_logger
@@ -310,4 +311,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

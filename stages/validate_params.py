@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from stages.lib.errors import exit_stage
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import write_json
 
@@ -40,4 +41,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stages.lib.benchmarks import BenchmarkError, load_benchmark, load_examples
+from stages.lib.tasks import BenchmarkError, load_benchmark, load_examples
 
 SPEC = Path(__file__).parent / "data" / "spec"
 PHASE3 = ("xnli", "csqa", "sib200", "belebele")

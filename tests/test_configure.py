@@ -2,7 +2,7 @@
 
 import pytest
 
-from stages.configure import main, render, to_yaml
+from tools.configure import main, render, to_yaml
 from stages.lib.params import parse_params
 
 

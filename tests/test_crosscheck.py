@@ -1,4 +1,4 @@
-"""stages.crosscheck against the original's own scripts (../shared/reference/original-analysis/scripts)."""
+"""tools.crosscheck against the original's own scripts (../shared/reference/original-analysis/scripts)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import crosscheck
+from tools import crosscheck
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT.parent / "shared" / "reference" / "original-analysis" / "scripts"

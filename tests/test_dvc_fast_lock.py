@@ -1,4 +1,4 @@
-"""stages.dvc_fast_lock: dvc.lock read by the C parser, written by DVC, to the same bytes."""
+"""tools.dvc_fast_lock: dvc.lock read by the C parser, written by DVC, to the same bytes."""
 
 import io
 
@@ -6,7 +6,7 @@ import pytest
 
 from dvc.utils.serialize import _yaml
 
-from stages import dvc_fast_lock
+from tools import dvc_fast_lock
 
 
 def test_the_repository_lock_dumps_back_to_its_own_bytes(repo_root):
@@ -39,7 +39,7 @@ def test_an_inactive_patch_is_announced_and_dvc_still_runs(monkeypatch, capsys):
     captured = capsys.readouterr()
     assert "3.67.1" in captured.out  # DVC ran, unpatched
     warning = captured.err.strip().splitlines()
-    assert len(warning) == 1 and "stages.dvc_fast_lock is inactive" in warning[0] and dvc_fast_lock.PATCHED in warning[0]
+    assert len(warning) == 1 and "tools.dvc_fast_lock is inactive" in warning[0] and dvc_fast_lock.PATCHED in warning[0]
 
 
 def test_an_active_patch_says_nothing(monkeypatch, capsys):

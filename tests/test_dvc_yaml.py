@@ -72,7 +72,7 @@ def test_training_summaries_are_metrics_the_run_cache_keeps(repo_root):
 
 def test_loss_overlays_cover_the_phase3_grid(repo_root):
     """One plot of every Phase 3 run's loss curve and one of condition-2-zh-5k's seeds, for both scales."""
-    from stages.configure import render
+    from tools.configure import render
     from stages.lib.params import parse_params
 
     plots = top_level_plots(repo_root)
@@ -84,3 +84,27 @@ def test_loss_overlays_cover_the_phase3_grid(repo_root):
         assert len(seeds) == 3 and plots["train-loss-seeds"]["y"] == {f"metrics/train/{run}/loss.tsv": "loss" for run in seeds}
     for name in ("train-loss", "train-loss-seeds"):
         assert plots[name]["x"] == "step" and plots[name]["template"] == "linear"
+
+
+def test_the_stages_folder_is_the_map_dvc_yaml_draws(repo_root):
+    """Every module in stages/ is a stage's; tools live in tools/, shared code in stages/lib/."""
+    modules = {path.stem for path in (repo_root / "stages").glob("*.py")} - {"__init__"}
+    ran = {re.match(r"python -m stages\.(\w+)", stage.get("do", stage)["cmd"]).group(1)
+           for stage in pipeline(repo_root).values()}
+    # import_adapters copies the published adapters; it is becoming a stage on another branch
+    assert modules - ran <= {"import_adapters"}
+
+
+def test_the_report_outputs_are_declared_once(repo_root):
+    """dvc.yaml's report outs and metrics are stages/lib/report_outputs.py's, which the stage checks it wrote."""
+    from stages.lib import report_outputs
+
+    report = pipeline(repo_root)["report"]
+    names = lambda entries: [next(iter(e)) if isinstance(e, dict) else e for e in entries]  # noqa: E731
+    assert names(report["outs"]) == [f"reports/{name}" for name in report_outputs.OUTS]
+    assert names(report["metrics"]) == [f"reports/{name}" for name in report_outputs.METRICS]
+    assert report_outputs.undeclared({*report_outputs.OUTS, *report_outputs.METRICS}) == ([], [])
+    assert report_outputs.undeclared({*report_outputs.OUTS, *report_outputs.METRICS, "x.tsv"} - {"plots"}) == (
+        ["x.tsv"], ["plots"])
+    assert report_outputs.undeclared(set(report_outputs.OUTS + report_outputs.METRICS) - {"plots"}, no_plots=True) == (
+        [], [])

@@ -10,9 +10,9 @@ import torch
 
 from stages import evaluate as ev
 from stages.base import build_model, train_tokenizer
-from stages.configure import render
+from tools.configure import render
 from stages.lib import results
-from stages.lib.benchmarks import BenchmarkError, load_benchmark, load_examples
+from stages.lib.tasks import BenchmarkError, load_benchmark, load_examples
 from stages.lib.params import parse_params
 from stages.lib.pretrain import pretrain, training_items
 

@@ -9,7 +9,7 @@ import yaml
 
 from stages import export_lm_eval
 from stages.lib import lm_eval_format as fmt
-from stages.lib.benchmarks import load_benchmark
+from stages.lib.tasks import load_benchmark
 
 BENCHMARKS = ("xnli", "csqa", "sib200", "belebele")
 
@@ -102,7 +102,7 @@ def session_params(folder):
 
 def test_a_session_exports_its_prompts_generations_and_picks(tmp_path, repo_root):
     from stages.lib import results
-    from stages.lib.benchmarks import load_examples
+    from stages.lib.tasks import load_examples
 
     benchmark = load_benchmark("xnli")
     items = load_examples(benchmark, "en", fixtures_dir=repo_root / "fixtures" / "benchmarks", n_samples=3)

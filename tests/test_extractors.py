@@ -1,4 +1,4 @@
-"""Every rule of the study's extractors (evaluation-protocol.md §1.5-§1.6, phase2-protocol.md §6)."""
+"""Every rule of the study's extractors."""
 
 from __future__ import annotations
 

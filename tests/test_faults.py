@@ -36,8 +36,8 @@ finished work is kept. "Here" means this file.
 | results file: a language off the grid in a cell name | test_report.py::test_an_off_grid_language_names_the_file_and_cell |
 | results file with no cells (``{}``) | test_reparse.py::test_a_results_file_with_no_cells_is_an_error |
 | ``reparse --extract``: stdin not UTF-8 | test_reparse.py::test_extract_cli_names_input_that_is_not_utf8 |
-| ``stages.repro`` while another DVC process holds the lock | test_repro.py::test_another_dvc_process_holding_the_lock_is_one_line |
-| ``stages.repro`` sent SIGTERM: the running stage orphaned | test_repro.py::test_sigterm_is_passed_on_to_the_running_stage |
+| ``tools.repro`` while another DVC process holds the lock | test_repro.py::test_another_dvc_process_holding_the_lock_is_one_line |
+| ``tools.repro`` sent SIGTERM: the running stage orphaned | test_repro.py::test_sigterm_is_passed_on_to_the_running_stage |
 | ``transpile --stdin``: ``--lang xx``; 50 MB of input | test_transpile_stage.py::test_stdin_cli_names_an_unknown_language, ::test_stdin_cli_caps_its_input_as_the_stage_does |
 | fetch: a Hub dataset unreachable (offline) | test_sources_hub.py::test_an_unreachable_hub_dataset_is_one_line |
 | train killed mid-run and resumed | test_train.py::test_killed_run_resumes_to_the_same_bytes (SIGKILL after a checkpoint), ::test_last_checkpoint_skips_an_incomplete_save, ::test_checkpoints_of_other_params_are_never_resumed |
@@ -68,7 +68,7 @@ import pytest
 import yaml
 
 from stages import evaluate, fetch, manifest, native, package, report, subset, train, translate, transpile
-from stages.configure import render
+from tools.configure import render
 from stages.lib.loading import UnsafeWeightsError, load_adapter, load_causal_lm
 from stages.lib.params import load_params
 from stages.lib.sources import SourceFile

@@ -41,7 +41,7 @@ def test_closure_follows_every_project_import_and_names_the_others(tmp_path):
 def test_the_resuming_stages_are_keyed_by_their_code_packages_and_numerics(tmp_path, repo_root, monkeypatch):
     evaluate = code_identity("stages.evaluate")
     assert {"stages/evaluate.py", "stages/lib/results.py", "stages/lib/extractors.py", "stages/lib/loading.py",
-            "stages/lib/numerics.py", "stages/lib/benchmarks/__init__.py", "stages/__init__.py"} <= set(evaluate["code_sha256"])
+            "stages/lib/numerics.py", "stages/lib/tasks/__init__.py", "stages/__init__.py"} <= set(evaluate["code_sha256"])
     assert {"torch", "transformers", "peft", "accelerate", "tokenizers", "numpy"} <= set(evaluate["packages"])
     assert evaluate["cpu_numerics"]["MKL_CBWR"]
     assert {"stages/train.py", "stages/lib/tables.py", "stages/lib/loading.py"} <= set(code_identity("stages.train")["code_sha256"])
@@ -66,12 +66,13 @@ def test_a_checkpoint_of_other_code_is_never_resumed(monkeypatch):
 
 def test_the_closure_covers_every_code_dependency_dvc_yaml_declares(repo_root):
     """What DVC reruns a stage for, the resume key covers too: each stages/ dep of a stage (a module, or a
-    folder such as stages/lib/benchmarks) is in its module's import closure."""
+    folder such as stages/lib/tasks) is in its module's import closure."""
     for name, stage in yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"].items():
         body = stage.get("do", stage)
         module = re.match(r"python -m (stages\.\w+)", body["cmd"]).group(1)
         files = {path.relative_to(repo_root).as_posix() for path in import_closure(module, repo_root)[0]}
         for dep in body["deps"]:
-            if dep.startswith("stages/") and "$" not in dep:
+            code = dep.endswith(".py") or (repo_root / dep).is_dir()  # a data file a module reads is no import
+            if dep.startswith("stages/") and "$" not in dep and code:
                 covered = dep in files if dep.endswith(".py") else any(f.startswith(dep + "/") for f in files)
                 assert covered, f"{name}: {dep} is a dependency but not imported by {module}"

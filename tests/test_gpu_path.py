@@ -16,7 +16,7 @@ from stages import evaluate as ev
 from stages import train as tr
 from stages import base as base_stage
 from stages.base import build, cohere_pipeline, save_hub_tokenizer
-from stages.configure import render
+from tools.configure import render
 from stages.lib.loading import load_tokenizer, nf4_config
 from stages.lib.params import Base, Run, Train, parse_params
 from stages.lib.tables import split_path, write_parquet

@@ -10,7 +10,7 @@ import yaml
 from safetensors.numpy import save_file
 
 import stages.import_adapters as importer
-from stages.configure import render
+from tools.configure import render
 from stages.lib.params import parse_params
 from stages.lib.provenance import file_sha256
 from stages.manifest import build_manifest

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.configure import render
+from tools.configure import render
 from stages.lib.params import parse_params
 from stages.lib.provenance import file_sha256, write_json
 from stages.manifest import ManifestError, build_manifest, main, write_manifest, write_model_card

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from stages import native
-from stages.configure import render
+from tools.configure import render
 from stages.lib.tables import read_jsonl, read_rows, split_path
 from stages.lib.splits import SubsetError
 

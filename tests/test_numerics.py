@@ -2,7 +2,7 @@
 
 The committed results are only what a machine rebuilds if it computes the same float32 bits as the
 machine that built them. ``tests/data/numerics_hashes.json`` holds that machine's hashes of a probe and
-of two training steps (``stages/numerics_check.py``); the tests below compare this machine's with them,
+of two training steps (``tools/numerics_check.py``); the tests below compare this machine's with them,
 as configured and playing a larger machine, so every CI run checks the promise wherever it lands.
 """
 
@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from stages.lib.numerics import PINNED_CPU_NUMERICS, cpu_numerics, pin_cpu_numerics
-from stages.numerics_check import COMMITTED, differences
+from tools.numerics_check import COMMITTED, differences
 
 # A larger machine, as far as one machine can play it: 8 OpenMP threads that MKL may not scale down
 # (MKL_DYNAMIC, on by default, keeps it to the physical cores), MKL held to AVX2 instructions. Under
@@ -24,7 +24,7 @@ LARGER_MACHINE = {"OMP_NUM_THREADS": "8", "MKL_DYNAMIC": "FALSE", "MKL_ENABLE_IN
 
 def run_check(repo_root, **env):
     clean = {k: v for k, v in os.environ.items() if k not in PINNED_CPU_NUMERICS}
-    done = subprocess.run([sys.executable, "-m", "stages.numerics_check"], cwd=repo_root, env={**clean, **env},
+    done = subprocess.run([sys.executable, "-m", "tools.numerics_check"], cwd=repo_root, env={**clean, **env},
                           capture_output=True, text=True)
     assert done.stdout, done.stderr
     return json.loads(done.stdout), done

@@ -11,9 +11,9 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from stages import package
-from stages.configure import render
 from stages.lib.params import parse_params
 from stages.lib.tables import CONDITION_SCHEMA, read_provenance, read_rows, split_path, write_parquet
+from tools.configure import render
 
 
 def save_tokenizer(folder: Path, texts: list[str]) -> PreTrainedTokenizerFast:

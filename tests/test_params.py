@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from stages.configure import render
+from tools.configure import render
 from stages.lib.params import ParamsError, expand_grid, load_params, parse_params
 
 
@@ -57,7 +57,7 @@ def test_run_id_with_dot_or_at_rejected(data, bad_id):
 def test_runs_must_match_grid(data):
     data["runs"].pop("condition-1-en-5k-seed42")
     message = error_of(data)
-    assert "condition-1-en-5k-seed42" in message and "stages.configure" in message
+    assert "condition-1-en-5k-seed42" in message and "tools.configure" in message
 
 
 def test_grid_expands_to_the_published_adapter_names(data):
@@ -105,7 +105,7 @@ def test_expand_grid_is_deterministic(data):
 def test_evaluate_sessions_must_be_the_baseline_plus_every_run(data):
     data["evaluate"]["sessions"].pop("condition-2-ur-5k-seed42")
     message = error_of(data)
-    assert "evaluate.sessions" in message and "stages.configure" in message
+    assert "evaluate.sessions" in message and "tools.configure" in message
 
 
 def test_evaluate_max_new_tokens_needs_a_default(data):

@@ -1,4 +1,4 @@
-"""stages.phases sync in a temporary git repository, with a trivial pipeline injected in place of the real one.
+"""tools.phases sync in a temporary git repository, with a trivial pipeline injected in place of the real one.
 
 The injected "configure" writes ``params.yaml`` with the phase and scale; the injected "repro" writes
 ``reports/metrics.json`` from it. The last test runs real ``dvc repro`` and ``dvc metrics diff`` on a
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from stages import phases
-from stages.phases import Commands, PhasesError
+from tools import phases
+from tools.phases import Commands, PhasesError
 
 CONFIGURE = (sys.executable, "-c",
              "import sys; open('params.yaml', 'w').write(f'phase: {sys.argv[1]}\\nscale: {sys.argv[2]}\\n')",
@@ -62,13 +62,13 @@ def test_dry_run_prints_the_plan_and_changes_nothing(repo, capsys):
     assert out[:7] == [
         "== phase2",
         f"$ git checkout -f --detach {head}",
-        f"$ {py} -m stages.configure --phase phase2 --scale smoke",
+        f"$ {py} -m tools.configure --phase phase2 --scale smoke",
         f"$ {py} -m dvc repro --pull",
         "$ git add -u && git add <new files, and untracked files the pipeline rewrote>",
         f"$ git commit --quiet --allow-empty --no-verify -m 'phases sync: phase2 at smoke scale, from main ({head[:12]})'",
         "$ git branch -f phase2 HEAD",
     ]
-    assert out[7] == "== phase3" and out[9] == f"$ {py} -m stages.configure --phase phase3 --scale smoke"
+    assert out[7] == "== phase3" and out[9] == f"$ {py} -m tools.configure --phase phase3 --scale smoke"
     assert out[-3:] == ["== back to main", "$ git checkout -f main", f"$ {py} -m dvc checkout --allow-missing"]
     assert git(repo, "branch", "--list", "phase*") == ""
     assert git(repo, "rev-parse", "HEAD") == head and git(repo, "status", "--porcelain") == ""

@@ -7,8 +7,8 @@ import json
 import pytest
 from huggingface_hub import CommitInfo
 
-from stages import publish
-from stages.configure import render
+from tools import publish
+from tools.configure import render
 from stages.lib.params import parse_params
 from stages.lib.provenance import file_sha256, write_json
 from stages.manifest import build_manifest, write_manifest, write_model_card

@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import check_paper_tables, import_published, report_published
+from stages import import_published, report_published
 from stages import reparse as reparse_stage
-from stages.configure import render
 from stages.lib import paper_facts, published, synthetic_published
+from tools import check_paper_tables
+from tools.configure import render
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

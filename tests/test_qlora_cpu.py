@@ -12,8 +12,8 @@ pytest.importorskip("bitsandbytes")
 
 from stages import evaluate as ev  # noqa: E402
 from stages.base import build_model, train_tokenizer  # noqa: E402
-from stages.configure import render  # noqa: E402
-from stages.lib.benchmarks import load_benchmark  # noqa: E402
+from tools.configure import render  # noqa: E402
+from stages.lib.tasks import load_benchmark  # noqa: E402
 from stages.lib.params import parse_params  # noqa: E402
 from stages.lib.pretrain import training_items  # noqa: E402
 from stages.lib.provenance import package_versions  # noqa: E402

@@ -315,7 +315,7 @@ def test_module_docstring_gives_the_command():
 
 def test_sessions_mode_writes_each_session_and_names_what_it_skips(tmp_path, monkeypatch, capsys):
     """The dvc stage: every evaluate.sessions entry, its out folder into its reparsed folder."""
-    from stages.configure import render
+    from tools.configure import render
 
     params = render("smoke", "phase3")
     sessions = params["evaluate"]["sessions"]

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from stages import report
-from stages.configure import render, to_yaml
+from tools.configure import render, to_yaml
 from stages.lib.results_index import ReportError
 
 BENCH = ("mgsm", "xnli", "csqa")

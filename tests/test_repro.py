@@ -1,4 +1,4 @@
-"""stages.repro on a throwaway git + DVC repository with a diamond of stages (never the real pipeline)."""
+"""tools.repro on a throwaway git + DVC repository with a diamond of stages (never the real pipeline)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import repro
+from tools import repro
 
 # DVC's own graph code warns about a pygtrie deprecation when used in-process; not ours to fix
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:dvc")
@@ -100,7 +100,7 @@ def test_runs_independent_stages_at_once_in_dependency_order(project):
     lock = (project / "dvc.lock").read_text()
     assert all(f"\n  {name}:\n" in lock for name in "abcde")
 
-    # the lock is what a plain `dvc repro` writes, byte for byte (stages.dvc_fast_lock reads it in C).
+    # the lock is what a plain `dvc repro` writes, byte for byte (tools.dvc_fast_lock reads it in C).
     # Stages enter a new lock in the order they finish, so the plain run starts from this lock's order.
     plain = project.parent / "plain"
     subprocess.run(["git", "clone", "-q", str(project), str(plain)], check=True)
@@ -176,7 +176,7 @@ def alive(pid: int) -> bool:
 def test_sigterm_is_passed_on_to_the_running_stage(project):
     (project / "slow.py").write_text(SLOW)
     (project / "dvc.yaml").write_text("stages:\n  slow:\n    cmd: python slow.py\n    deps: [slow.py]\n    outs: [never]\n")
-    child = subprocess.Popen([sys.executable, "-m", "stages.repro", "--root", str(project), "--jobs", "1"],
+    child = subprocess.Popen([sys.executable, "-m", "tools.repro", "--root", str(project), "--jobs", "1"],
                              cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     pid_file = project / "slow.pid"
     deadline = time.monotonic() + 60

@@ -207,7 +207,7 @@ def test_an_unreachable_hub_dataset_is_one_line(tmp_path: Path) -> None:
 
     import yaml
 
-    from stages.configure import render
+    from tools.configure import render
 
     params = render("smoke", "phase3")
     params["fetch"]["sources"]["code"] = {"kind": "hub", "dataset": "legesher/not-in-the-cache", "revision": "0" * 40,

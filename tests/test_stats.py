@@ -1,4 +1,4 @@
-"""stages/lib/stats.py against hand-computed values and scipy called directly (evaluation-protocol.md §3.5)."""
+"""stages/lib/stats.py against hand-computed values and scipy called directly."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from stages import transpile, translate
-from stages.configure import render
+from tools.configure import render
 from stages.lib.langpacks import load_pack
 from stages.lib.tables import CONDITION_SCHEMA, SPLITS, read_jsonl, read_provenance, read_rows, split_path, write_parquet
 from stages.lib.transpiler import transpile as transpile_text

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from stages import transpile
-from stages.configure import render
+from tools.configure import render
 from stages.lib.tables import CONDITION_SCHEMA, read_jsonl, read_rows, split_path, write_parquet
 
 GOOD = "def total(items):\n    if not items:\n        return None\n    return len(items)\n"

@@ -1,4 +1,4 @@
-"""stages.verify on tiny throwaway git + DVC repositories (never the real pipeline)."""
+"""tools.verify on tiny throwaway git + DVC repositories (never the real pipeline)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stages import verify
+from tools import verify
 
 DETERMINISTIC = """\
 from pathlib import Path
@@ -175,6 +175,6 @@ def test_lock_outputs_reads_every_stage(tmp_path: Path) -> None:
 
 
 def test_cli_help_runs() -> None:
-    done = subprocess.run([sys.executable, "-m", "stages.verify", "--help"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "tools.verify", "--help"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1])
     assert done.returncode == 0 and "--repro-args" in done.stdout

@@ -5,8 +5,7 @@
 Reads nothing and writes nothing: each extractor maps one decoded continuation (``raw_output``)
 to a label or ``None`` (a parse failure, scored as wrong). Who scored what, and with which
 rules, is the whole difference between the study's "orig" and "rep" numbers, so every rule of
-the originals is reproduced here, bugs included where the published numbers depend on them
-(evaluation-protocol.md §1.5, §1.6; phase2-protocol.md §6):
+the originals is reproduced here, bugs included where the published numbers depend on them:
 
 - ``strict``: the inference-time extractors frozen in ``evaluate.ipynb`` (PR #49). They wrote
   ``pred``/``correct`` into every ``_results_`` file: the "orig" numbers.

@@ -47,7 +47,7 @@ def _module_file(root: Path, name: str) -> Path | None:
     return None
 
 
-def _imported_names(path: Path, name: str) -> set[str]:
+def imported_names(path: Path, name: str) -> set[str]:
     """Every module name an import statement of ``path`` (module ``name``) may load, relative ones resolved."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
@@ -81,7 +81,7 @@ def import_closure(module: str, root: Path) -> tuple[list[Path], set[str]]:
                 external.add(parts[0])
             continue
         files.add(path)
-        todo.extend(_imported_names(path, name))
+        todo.extend(imported_names(path, name))
     return sorted(files), external - set(sys.stdlib_module_names)
 
 

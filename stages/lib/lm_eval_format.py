@@ -133,7 +133,7 @@ def doc_to_text(template: str, fields: Mapping[str, str]) -> str:
 
 
 def doc_to_target(gold: Mapping[str, Any]) -> str:
-    """The gold answer as the study normalises it (stages/lib/benchmarks: ``gold.normalise``)."""
+    """The gold answer as the study normalises it (stages/lib/tasks: ``gold.normalise``)."""
     column = jinja_path(gold["column"])
     kind = gold["normalise"]
     if kind == "label_map":

@@ -33,12 +33,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from stages.lib.errors import StageError
+
 # what every model load must pass; a caller may repeat these values, never change them
 SAFE_MODEL_KWARGS = {"use_safetensors": True, "trust_remote_code": False}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-class UnsafeWeightsError(OSError):
+class UnsafeWeightsError(StageError, OSError):
     """Weights that would have to be unpickled, or a request for remote code; the message names the folder."""
 
 

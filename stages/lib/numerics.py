@@ -16,13 +16,13 @@ choice sums in another order, so the same training step on two machines, or on o
   AMD machine 1, 3 and 8 MKL threads gave three different products. One thread for MKL, and through
   it for ATen (``torch.get_num_threads()`` follows ``MKL_NUM_THREADS`` before ``OMP_NUM_THREADS``),
   makes the bits independent of the core count. The smoke stages ran one thread each already
-  (``stages.repro --jobs 2`` on 2 cores), and the tiny models are no faster on two.
+  (``tools.repro --jobs 2`` on 2 cores), and the tiny models are no faster on two.
 - ``DNNL_MAX_CPU_ISA=AVX2``: oneDNN at most AVX2, should a kernel reach it (the smoke path does not).
 
-Measured on an AMD EPYC (AVX2, no AVX-512): the probe and training step of ``stages/numerics_check.py``
+Measured on an AMD EPYC (AVX2, no AVX-512): the probe and training step of ``tools/numerics_check.py``
 give one hash each with ``OMP_NUM_THREADS`` at 1, 2 and 8 (``MKL_DYNAMIC=FALSE``). Intel under these
 pins was not measured. ``tests/data/numerics_hashes.json`` holds the hashes computed where the committed
-results were built; ``python -m stages.numerics_check`` compares this machine's with them, and
+results were built; ``python -m tools.numerics_check`` compares this machine's with them, and
 ``tests/test_numerics.py`` does so on every machine the tests run on.
 
 They must be in the environment before torch loads: ``stages/__init__.py`` calls

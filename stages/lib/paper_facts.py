@@ -5,13 +5,14 @@
 :func:`facts_from_tex` flattens it to one fact per numeric cell, which ``python -m
 stages.lib.paper_facts TABLES.TEX`` writes once to :data:`FACTS` (``stages/lib/facts/paper_tables.tsv``,
 with an attribution header), and :func:`compare` checks a regenerated ``tables.tex`` against the
-facts cell by cell (``python -m stages.check_paper_tables REPORT_DIR``). A cell of the paper shown as
+facts cell by cell (``python -m tools.check_paper_tables REPORT_DIR``). A cell of the paper shown as
 ``--`` (no data) is not a fact; a cell holding several numbers agrees when every number does.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import csv
 import io
 import re
@@ -149,6 +150,26 @@ def compare(facts: Sequence[Fact], text: str, tolerance: float = TOLERANCE_PP) -
         else:
             wrong.append({**fact.__dict__, "ours": " ".join(_shown(v) for v in ours) or "--", "why": "differs"})
     return Comparison(agree, len(facts), wrong)
+
+
+# --- a report folder against the facts (tools/check_paper_tables.py, stages/report_published.py) ---
+
+OUT_COLUMNS = ("table", "row", "col", "values", "ours", "why")
+
+
+def check(report_dir: Path, facts_path: Path = FACTS, tolerance: float = TOLERANCE_PP) -> Comparison:
+    """The comparison of ``report_dir/tables.tex`` with the facts; raises OSError/ValueError when unreadable."""
+    return compare(read_facts(facts_path), (report_dir / "tables.tex").read_text(encoding="utf-8"), tolerance)
+
+
+def write_disagreements(path: Path, comparison: Comparison) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(OUT_COLUMNS)
+        for row in comparison.disagreements:
+            writer.writerow([row["table"], row["row"], row["col"], " ".join(f"{v:g}" for v in row["values"]),
+                             row["ours"], row["why"]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The paper's 22 tables (``tables.tex`` of the original, evaluation-protocol.md §4), as LaTeX and CSV.
+"""The paper's 22 tables (``tables.tex`` of the original), as LaTeX and CSV.
 
 Pure: builders take tidy frames and return :class:`Table` values; :func:`render_tex` and
 :func:`render_csv` turn them into text. Inputs are the report's ``vs_baseline`` rows (one per
@@ -6,15 +6,15 @@ fine-tuned condition, seed, template, benchmark, data_lang, instr_lang, with ``b
 ``cond_orig``, ``delta_orig``, ``baseline_rep``, ``cond_rep``, ``delta_rep``) and the baseline's own
 rows (``orig``, ``rep``), **already rounded to 4 dp**: the original built ``tables.tex`` from the 4-dp
 TSV, and the same rounding order (round per cell, aggregate, then ``round(x·100, 1)``, −0.0 shown
-as +0.0) is what reproduces it (§8.19).
+as +0.0) is what reproduces it.
 
 Kept as published: row order (Baseline, then conditions by number, language en, es, zh, ur and
-tier), benchmark order SIB-200, XNLI, X-CSQA, Belebele, the bold rules of §4 and §8.22, and the
+tier), benchmark order SIB-200, XNLI, X-CSQA, Belebele, the original's bold rules, and the
 labels ``tab:t1-sib200`` … ``tab:sib200-sign-flips``, and, as ``build_phase3_tables.py`` fixes them,
 the cond2-vs-cond5 gap = cond 2 − cond 5 and the cross-lingual-transfer table's seven conditions
 (the anchor Cond 1 (en, 5k), then Cond 2 and Cond 5 (es, zh, ur) at 5k; no Cond 3).
 
-Kept different from the original on purpose (the cross-check, ``stages/crosscheck.py``, lists them):
+Kept different from the original on purpose (the cross-check, ``tools/crosscheck.py``, lists them):
 bold/italic thresholds compare the rounded pp value shown, not the unrounded mean, so a cell shown
 as exactly the threshold is never marked; conditions absent from the results get no row rather
 than a row of ``--``. A combination with no data prints ``--`` (an empty CSV field), never a guess.
@@ -36,7 +36,7 @@ from stages.lib.stats import seed_stats
 
 BENCH_TITLE = {"sib200": "SIB-200", "xnli": "XNLI", "csqa": "X-CSQA", "belebele": "Belebele"}
 BENCH_SLUG = {"sib200": "sib200", "xnli": "xnli", "csqa": "xcsqa", "belebele": "belebele"}
-T4_BOLD_PP = {"sib200": 8.0, "xnli": 4.0, "csqa": 3.0, "belebele": 4.0}  # ~2x the largest seed sd (§4)
+T4_BOLD_PP = {"sib200": 8.0, "xnli": 4.0, "csqa": 3.0, "belebele": 4.0}  # ~2x the largest seed sd
 T3_FLIP = 0.01  # the ±0.01 noise floor of a (condition, instr) aggregate
 GAP_BOLD_PP = 5.0
 TRANSFER_PP = 2.0
@@ -127,7 +127,7 @@ _GROUP_MEANS: dict[tuple, dict] = {}  # (id of frame, keys, column) -> group mea
 def _avg(frame: pd.DataFrame, column: str, *, pairwise: bool = False, **where) -> float:
     """Mean of ``column`` over the rows matching ``where``: numpy masks, as a table asks hundreds of these.
 
-    At an exact x.x5 tie the shown digit depends on float noise (§8.19), so the sum is done as the
+    At an exact x.x5 tie the shown digit depends on float noise, so the sum is done as the
     original's pandas does it, over rows in its order (see :func:`build_tables`): a groupby mean
     (compensated summation) by default, numpy's pairwise sum of a plain ``Series.mean`` with ``pairwise``.
     """

@@ -1,4 +1,4 @@
-"""Phase 2 results as one tidy table, and the summary's headline table (phase2-protocol.md §7, §9).
+"""Phase 2 results as one tidy table, and the Phase 2 summary's headline table.
 
 Each Phase 2 session (the baseline and each run, whose id is the condition's name) wrote two files
 in its folder, ``english_prompt_results.json`` (instruction language = ``evaluate.anchor_lang``)
@@ -9,7 +9,7 @@ and ``native_prompt_results.json`` (instruction language = the data language), e
 params do not list is never read, an absent file is listed). :func:`load_sessions` reads them into
 the same tidy frame as Phase 3's (:data:`results_index.RUN_COLUMNS` + ``VALUE_COLUMNS``, template
 ``"phase2"``, refined and log-likelihood columns empty: Phase 2's tables use the strict extractors
-only) plus per-example strict correctness for the paired tests. :func:`summary_table` is §9's table.
+only) plus per-example strict correctness for the paired tests. :func:`summary_table` is that table.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from stages.lib.params import Params
 from stages.lib.results_index import BASELINE, RUN_COLUMNS, VALUE_COLUMNS, ReportError, display_name, read_json
 
 TEMPLATE = "phase2"  # the template column of runs.csv: Phase 2 had one wording per language
-PROMPTS = {"native": "native_prompt_results.json", "english": "english_prompt_results.json"}  # §9's row order
+PROMPTS = {"native": "native_prompt_results.json", "english": "english_prompt_results.json"}  # the summary's row order
 EVAL_ROOT = PurePosixPath("metrics/eval")  # where params' session folders start; replaced by --eval-dir
 
 
@@ -158,7 +158,7 @@ def prompt_of(row: pd.Series, design: Design) -> str:
 
 
 def summary_table(runs: pd.DataFrame, conditions: list[str], design: Design) -> pd.DataFrame:
-    """§9: per prompt (native, then English), each condition's accuracy (%) per benchmark × data
+    """The headline table: per prompt (native, then English), each condition's accuracy (%) per benchmark × data
     language, then each condition's difference from the baseline (pp). Numbers unrounded here."""
     cells = [f"{b}_{d}" for b in design.benchmarks for d in design.data_langs]
     frame = runs.assign(prompt=[prompt_of(r, design) for _, r in runs.iterrows()],

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from stages.lib.benchmarks import load_benchmark, load_examples
+from stages.lib.tasks import load_benchmark, load_examples
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@
 
 A stage run by hand in a terminal shows bars; under CI (``CI`` set, as GitHub Actions and most
 runners set it) or with stderr sent to a file or a pipe (``dvc repro`` in a job's log,
-``stages.repro``'s per-stage logs) there are none, so logs hold messages and not thousands of
+``tools.repro``'s per-stage logs) there are none, so logs hold messages and not thousands of
 carriage returns. Neither writes into any output: bars and messages go to stderr only.
 """
 

@@ -21,6 +21,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from stages.lib.errors import StageError
 from stages.lib.params import UNPINNED
 from stages.lib.provenance import file_sha256, write_json
 
@@ -37,7 +38,7 @@ EXPERIMENT_PATTERNS = {
 }
 
 
-class PublishedError(ValueError):
+class PublishedError(StageError, ValueError):
     """An import that cannot be done as asked; the message says why."""
 
 

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Union
 import msgspec
 
 from stages.lib import extractors, results
+from stages.lib.errors import StageError
 
 DEFAULT_EXTRACTOR = "refined"
 DELTA_EPSILON = 1e-9  # a cell is "changed" when |Δacc| or |Δfail| exceeds this
@@ -32,7 +33,7 @@ SUMMARY_KEYS = ("summary", "parse_failure_rates")
 CELL_KEY = results.CELL_KEY
 
 
-class ReparseError(ValueError):
+class ReparseError(StageError, ValueError):
     """Bad input; the message says where (file, cell, row)."""
 
 

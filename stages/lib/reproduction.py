@@ -25,6 +25,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.lib.errors import StageError
+
 SPREAD_SDS = 2.0
 SPREAD_SEEDS = 3  # the published 5k conditions' seeds; the rule is stated for them
 TABLE_TOLERANCE_PP = 0.1
@@ -38,7 +40,7 @@ NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?")
 SKIPPED_HEADERS = {"n_s", "n cells"}  # counts, not accuracies; not in the label either (seeds may differ)
 
 
-class ReproductionError(ValueError):
+class ReproductionError(StageError, ValueError):
     """A report folder that cannot be compared; the message names the file and row."""
 
 

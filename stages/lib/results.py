@@ -1,8 +1,8 @@
 """The published result files of the study, in one place: names, cell keys, bodies, I/O.
 
 ``legesher/language-decoded-experiments`` lays its Phase 3 results out as
-``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N|none>[_smoke<N>]_<kind>_<template>.json``
-(evaluation-protocol.md section 2). Evaluate writes exactly that layout under ``metrics/eval``,
+``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N|none>[_smoke<N>]_<kind>_<template>.json``.
+Evaluate writes exactly that layout under ``metrics/eval``,
 and reparse and report read it, both ours and the published files, through this module.
 
 - ``_results_<template>.json``: ``{"summary": {"<cell>_acc": ...}, "parse_failure_rates":
@@ -24,6 +24,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+
+from stages.lib.errors import StageError
 
 BASELINE = "baseline"
 KINDS = ("results", "summary", "partial", "summary_reparsed", "summary_loglik")
@@ -140,7 +142,7 @@ def write_atomic(path: Path | str, text: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(StageError, ValueError):
     """A result file that cannot be read as JSON; the message says why (callers add the path)."""
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from stages.lib import extractors, reparse_core, results
+from stages.lib.errors import StageError
 
 KINDS = ("results", "summary", "summary_reparsed", "summary_loglik")
 FILE_NAME = re.compile(
@@ -50,7 +51,7 @@ RUN_COLUMNS = ["condition", "seed", "template", "benchmark", "data_lang", "instr
 VALUE_COLUMNS = ["n", "acc_strict", "pf_strict", "acc_refined", "pf_refined", "acc_loglik", "pf_loglik"]
 
 
-class ReportError(ValueError):
+class ReportError(StageError, ValueError):
     """Input the report cannot use; the message names the file and, where it applies, the cell."""
 
 

@@ -45,12 +45,13 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
+from stages.lib.errors import StageError
 from stages.lib.params import Served
 
 TRANSIENT_STATUS = (429, 502, 503, 504)
 
 
-class ServedError(ValueError):
+class ServedError(StageError, ValueError):
     """The server cannot do what evaluation needs; the message names the URL and the model."""
 
 

@@ -15,8 +15,10 @@ from collections import Counter
 
 import numpy as np
 
+from stages.lib.errors import StageError
 
-class SubsetError(ValueError):
+
+class SubsetError(StageError, ValueError):
     pass
 
 

@@ -1,4 +1,4 @@
-"""Statistics of the report: pure functions over tidy tables (evaluation-protocol.md §3, §7).
+"""Statistics of the report: pure functions over tidy tables.
 
 Reads nothing, writes nothing, draws no random number without a seed given by the caller. Inputs are
 tidy ``pandas`` tables, one row per observation, with the columns named in :data:`RUN_COLUMNS`
@@ -6,7 +6,7 @@ tidy ``pandas`` tables, one row per observation, with the columns named in :data
 are tidy tables with sorted rows, or small frozen dataclasses. Rounding to the published precision is
 the writer's job, not this module's: values come back unrounded.
 
-Two sets of significance tests (§3.5, §7; ``significance_table(original=...)``):
+Two sets of significance tests (``significance_table(original=...)``):
 
 - ``original=True`` keeps ``build_significance.py`` exactly, so the published p values come back: seed
   statistics over template means, the one-sample t of the per-seed means against the baseline, Welch over
@@ -35,9 +35,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-# The true rows per cell of each benchmark (§1.2).
+from stages.lib.errors import StageError
+
+# The true rows per cell of each benchmark.
 N_EXAMPLES: Mapping[str, int] = {"sib200": 204, "xnli": 5010, "csqa": 1000, "belebele": 900}
-# build_significance.N_EXAMPLES as published: XNLI halved by mistake (§3.5, §7.1).
+# build_significance.N_EXAMPLES as published: XNLI halved by mistake.
 N_EXAMPLES_ORIGINAL: Mapping[str, int] = {**N_EXAMPLES, "xnli": 2505}
 
 CELL_COLUMNS = ("benchmark", "data_lang", "instr_lang")
@@ -46,7 +48,7 @@ ALPHA = 0.05
 BASELINE = "baseline"
 
 
-class StatsError(ValueError):
+class StatsError(StageError, ValueError):
     """Input that cannot be aggregated honestly; the message names the condition, seed and cell."""
 
 
@@ -119,7 +121,7 @@ def collapse_templates(runs: pd.DataFrame, value: str = "acc", cell: Sequence[st
     """Mean of ``value`` within each (condition, seed, *cell*), over templates and any finer rows.
 
     Templates are two wordings of one prompt, not replicates: averaging them first keeps a 3-seed
-    condition at 3 observations, so its sd measures seed variance only (§3.1). ``cell`` may be coarser
+    condition at 3 observations, so its sd measures seed variance only. ``cell`` may be coarser
     than a cell (e.g. ``("benchmark", "instr_lang")`` for the "ALL" rows of cross-seed-variance: the
     unweighted mean over 4 data languages × 2 templates). A duplicated row, or a seed that lacks a
     template another seed of the same condition has, is an error rather than a silently uneven mean.
@@ -192,7 +194,7 @@ def seed_stats(
 
 
 def robustness(per_seed_values: Sequence[float]) -> str:
-    """The cross-seed-variance verdict on a per-seed Δ (§3.6).
+    """The cross-seed-variance verdict on a per-seed Δ.
 
     "robust" when |mean|/sd ≥ 2 and every seed has the sign of the mean; "within noise" when
     |mean| < 2 sd; "mixed" otherwise (large but some seed disagrees in sign); one seed: "cannot be
@@ -208,7 +210,7 @@ def robustness(per_seed_values: Sequence[float]) -> str:
     return "mixed" if big else "within noise"
 
 
-# --- the original's tests (build_significance.py, §3.5) ---------------------------------------------
+# --- the original's tests (build_significance.py) ------------------------------------------------
 
 
 def one_sample_t(per_seed: Sequence[float], popmean: float) -> TestResult:
@@ -407,7 +409,7 @@ def significance_table(
     markers of the z over the whole family, judged on p rounded to 5 dp as the original did; pass 4-dp
     rounded accuracies to get its file back. Added: ``point_estimate``, ``n_per_cell``, Holm and BH of z.
 
-    The default is the calibrated set (§7): n is the rows each cell scored (column ``n``, see
+    The default is the calibrated set: n is the rows each cell scored (column ``n``, see
     :func:`observed_n`); the seed t (:func:`prediction_t`, which replaces the one-sample t and
     Welch) is NaN with a note where it cannot be computed; the z carries no marker (it ignores pairing: the
     markers come from the paired per-item test the caller adds, see :func:`sign_flip_test`).

@@ -1,7 +1,7 @@
 """A small, seeded tree in the published layout with planted effects, for differential checks.
 
 :func:`write_tree` writes ``phase3/conditions/<condition>/seed<N|none>/`` with a ``_results_`` and a
-``_summary_`` file per session and template (evaluation-protocol.md §2): the original's 21 sessions
+``_summary_`` file per session and template: the original's 21 sessions
 and full cell grid (1,664 cells), a few rows per cell, so that the original's scripts and the
 project's reparse and report can be run on the same inputs in seconds. Same seed, same bytes.
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import yaml
 
+from stages.lib.errors import StageError
+
 PACKS_DIR = Path(__file__).resolve().parent
 
 # Python 3.11's built-in functions table (docs "Built-in Functions"), 71 names.
@@ -77,7 +79,7 @@ DROPPED_CATEGORIES = {"Mn", "Cf"}
 START_PREFIX = "n_"
 
 
-class PackError(ValueError):
+class PackError(StageError, ValueError):
     """A language pack that does not load or validate; the message names file and key."""
 
 

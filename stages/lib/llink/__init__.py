@@ -5,5 +5,5 @@ One concept per module: ``data`` (pairs), ``backbones`` (frozen encoder and deco
 ``slots`` (Stage B's slot modules and injection), ``losses``, ``finetune`` (the LoRA loop Stage B
 and the direct baseline share), ``metrics``, ``report``, ``inputs`` (what later stages read) and
 ``run`` (params, provenance and timing around a stage).
-None of them knows about DVC. The original is described in shared/spec/llink.md.
+None of them knows about DVC. The original is rajansagarwal/llink.
 """

@@ -13,6 +13,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from stages.lib.errors import StageError
+
 KHMER_CONSONANTS = [chr(c) for c in range(0x1780, 0x17A3)]
 KHMER_VOWELS = [chr(c) for c in range(0x17B6, 0x17C6)]
 KHMER_DIGITS = [chr(c) for c in range(0x17E0, 0x17EA)]
@@ -31,7 +33,7 @@ FUNCTION_WORDS = ["in", "near", "and", "yesterday", "count"]
 STOP_WORDS = frozenset("the a an to of in and or is are it this that for on with as by be at near yesterday".split())
 
 
-class PairsError(ValueError):
+class PairsError(StageError, ValueError):
     """A parallel file that cannot be read; the message names the file and the row."""
 
 

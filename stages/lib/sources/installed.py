@@ -14,6 +14,7 @@ import hashlib
 import importlib.metadata
 from typing import Iterator
 
+from stages.lib.errors import StageError
 from stages.lib.params import InstalledSource
 from stages.lib.sources import SourceFile
 
@@ -27,7 +28,7 @@ CLASSIFIER_SPDX = {
 }
 
 
-class SourceError(RuntimeError):
+class SourceError(StageError, RuntimeError):
     """A source that cannot be read as pinned; the message names the params key."""
 
 

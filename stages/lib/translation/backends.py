@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from stages.lib.errors import StageError
 from stages.lib.params import Translate
 from stages.lib.translation.cache import ResponseCache, request_key
 
@@ -40,7 +41,7 @@ MIN_REPLY_SECRET = 8
 TRANSLATOR_LABELS = {"offline": "offline-glossary"}
 
 
-class BackendError(Exception):
+class BackendError(StageError):
     """A call that did not produce an answer; ``transient`` ones were retried first."""
 
     def __init__(self, message: str, transient: bool = False, fatal: bool = False, connection: bool = False):

@@ -1,7 +1,7 @@
 """crosscheck: the project's reparse and report against the original's own scripts, on the same inputs.
 
-    python -m stages.crosscheck --original ../shared/reference/original-analysis/scripts
-    python -m stages.crosscheck --original path/to/expedition-tiny-aya --keep /tmp/xc   # keep the trees and outputs
+    python -m tools.crosscheck --original ../shared/reference/original-analysis/scripts
+    python -m tools.crosscheck --original path/to/expedition-tiny-aya --keep /tmp/xc   # keep the trees and outputs
 
 Writes a seeded synthetic tree in the published layout with planted effects
 (``stages/lib/synthetic_published.py``), then on copies of it runs
@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Where the project differs from the original on purpose; each is a reason printed beside the count.
 DOCUMENTED = {
-    "cells-n": "cells.tsv n: the original reads a _count its strict summaries lack and writes None (§7.6); "
+    "cells-n": "cells.tsv n: the original reads a _count its strict summaries lack and writes None; "
                "the project fills the row count",
     "bold-rounded": "tables: bold/italic thresholds compare the rounded value shown, not the unrounded mean",
 }
@@ -310,7 +310,7 @@ def crosscheck(original: Path, work: Path, seed: int = 0) -> tuple[list[Outcome]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.crosscheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.crosscheck", description=__doc__.splitlines()[0])
     parser.add_argument("--original", type=Path, required=True, help="the original's scripts (or its expedition-tiny-aya/ checkout)")
     parser.add_argument("--keep", type=Path, help="work here and keep the trees and outputs (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic tree")

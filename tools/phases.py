@@ -1,12 +1,12 @@
 """phases: the study's two phases as local git branches, so that DVC can compare them offline.
 
-    python -m stages.phases sync                          # smoke scale, phase2 and phase3
-    python -m stages.phases sync --scale paper --pull     # paper scale, pulling what the remote has
-    python -m stages.phases sync --phases phase2 --dry-run
+    python -m tools.phases sync                          # smoke scale, phase2 and phase3
+    python -m tools.phases sync --scale paper --pull     # paper scale, pulling what the remote has
+    python -m tools.phases sync --phases phase2 --dry-run
     dvc metrics diff phase2 phase3 && dvc params diff phase2 phase3   # afterwards, offline
 
 For each phase, starting from the commit you are on (the code): on a detached HEAD at that commit,
-render params.yaml (``python -m stages.configure --phase P --scale S``), run ``dvc repro``, commit
+render params.yaml (``python -m tools.configure --phase P --scale S``), run ``dvc repro``, commit
 params.yaml, dvc.lock and the git-tracked outputs (reports/, ``cache: false`` metrics, the
 .gitignore files DVC writes), then point branch ``P`` at that commit, creating or moving it. So each
 phase branch is always the starting commit plus one "phases sync" commit, and ``git diff main phase2``
@@ -43,7 +43,7 @@ class PhasesError(RuntimeError):
 class Commands:
     """The commands sync runs besides git, with ``{phase}`` and ``{scale}`` filled in (tests inject others)."""
 
-    configure: tuple[str, ...] = (sys.executable, "-m", "stages.configure", "--phase", "{phase}", "--scale", "{scale}")
+    configure: tuple[str, ...] = (sys.executable, "-m", "tools.configure", "--phase", "{phase}", "--scale", "{scale}")
     repro: tuple[str, ...] = (sys.executable, "-m", "dvc", "repro")
     checkout: tuple[str, ...] | None = (sys.executable, "-m", "dvc", "checkout", "--allow-missing")
 
@@ -244,7 +244,7 @@ def sync(repo: Path | str, phases: Sequence[str] = PHASES, scale: str = "smoke",
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.phases", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.phases", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     cmd = sub.add_parser("sync", help="create or update the local branches phase2 and phase3 from the presets")
     cmd.add_argument("--scale", choices=["smoke", "paper"], default="smoke")

@@ -1,8 +1,8 @@
 """publish: upload the adapters or a packaged dataset to the Hugging Face Hub (opt-in; never a DVC stage).
 
-    python -m stages.publish adapters --repo ORG/NAME --dry-run                 # print what would go up
-    HF_TOKEN=... python -m stages.publish adapters --repo ORG/NAME               # upload, record the commit
-    python -m stages.publish dataset --dataset condition-2-zh-5k --repo ORG/NAME [--dry-run]
+    python -m tools.publish adapters --repo ORG/NAME --dry-run                 # print what would go up
+    HF_TOKEN=... python -m tools.publish adapters --repo ORG/NAME               # upload, record the commit
+    python -m tools.publish dataset --dataset condition-2-zh-5k --repo ORG/NAME [--dry-run]
 
 ``adapters`` uploads from ``models/``: the card (``README.md``, written by the manifest stage),
 ``MANIFEST.md``, ``manifest.json``, ``TRAINING.md``, and every file of each adapter folder that

@@ -1,8 +1,8 @@
 """Prove an exact rebuild: two clean clones, the smoke `dvc repro` in each, every output compared.
 
-    python -m stages.verify                       # clones of HEAD of this checkout, in a temp folder
-    python -m stages.verify --repo PATH --workdir DIR --keep
-    python -m stages.verify --repro-args "repro subset"   # any dvc arguments instead of plain `repro`
+    python -m tools.verify                       # clones of HEAD of this checkout, in a temp folder
+    python -m tools.verify --repo PATH --workdir DIR --keep
+    python -m tools.verify --repro-args "repro subset"   # any dvc arguments instead of plain `repro`
 
 Clones HEAD of ``--repo`` (uncommitted edits are not verified) into two fresh folders, ``a/`` and
 ``b/``, and runs ``dvc repro`` in each with this interpreter (``sys.executable -m dvc``, its bin folder

@@ -1,6 +1,6 @@
 """Run the DVC command line with ``dvc.lock`` read for update by the C YAML parser.
 
-    python -m stages.dvc_fast_lock repro --single-item train@<run>   # what stages.repro runs
+    python -m tools.dvc_fast_lock repro --single-item train@<run>   # what tools.repro runs
 
 After every stage DVC rewrites ``dvc.lock``: it reads the whole file with ruamel's round-trip
 parser, which keeps comments and is pure Python, updates the stage's entry and dumps it again.
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if not install():
         from dvc import __version__
 
-        print(f"WARNING: stages.dvc_fast_lock is inactive: DVC {__version__} has no {PATCHED}; dvc.lock is read "
+        print(f"WARNING: tools.dvc_fast_lock is inactive: DVC {__version__} has no {PATCHED}; dvc.lock is read "
               "by DVC's pure-Python parser (same bytes, about 0.6 s slower a stage)", file=sys.stderr, flush=True)
     return dvc_main(sys.argv[1:] if argv is None else argv)
 

@@ -1,7 +1,7 @@
 """numerics_check: does this machine's CPU compute the bits the committed results were built with?
 
-    python -m stages.numerics_check           # this machine's hashes (JSON); exit 1 if they differ
-    python -m stages.numerics_check --write   # make this machine's hashes the committed ones
+    python -m tools.numerics_check           # this machine's hashes (JSON); exit 1 if they differ
+    python -m tools.numerics_check --write   # make this machine's hashes the committed ones
 
 The pins of ``stages/lib/numerics.py`` are meant to make every x86-64 machine with AVX2 compute the
 same float32 bits, so that a clone rebuilds the committed ``dvc.lock``. Whether a machine does is a
@@ -116,7 +116,7 @@ def differences(here: dict, committed: dict) -> list[str]:
              f"({committed.get('cpu')}, {committed.get('cpu_numerics')})")
     return [*lines, f"{cause}: a rebuild here will not match dvc.lock from `base` on (data stages are unaffected). "
             "Pull the committed outputs (`dvc pull`) instead of rebuilding them; if this machine is to build the "
-            "committed results from now on, rebuild them all and run `python -m stages.numerics_check --write`."]
+            "committed results from now on, rebuild them all and run `python -m tools.numerics_check --write`."]
 
 
 def main(argv: list[str] | None = None) -> int:

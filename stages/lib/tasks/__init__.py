@@ -22,13 +22,14 @@ from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
+from stages.lib.errors import StageError
 from stages.lib.extractors import normalize_number_string
 
 HERE = Path(__file__).parent
 SPLIT_KINDS = ("eval", "train")  # the evaluation items, and the training part kept apart for the tiny base
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(StageError, ValueError):
     """Bad benchmark data or definition; the message names the benchmark, language and field."""
 
 

@@ -1,7 +1,7 @@
 """check_paper_tables: a report's regenerated tables against the paper's, cell by cell.
 
-    python -m stages.check_paper_tables reports/published          # after `dvc repro reports/published`
-    python -m stages.check_paper_tables REPORT_DIR --facts F.tsv --tolerance 0.1 --out check.tsv
+    python -m tools.check_paper_tables reports/published          # after `dvc repro reports/published`
+    python -m tools.check_paper_tables REPORT_DIR --facts F.tsv --tolerance 0.1 --out check.tsv
 
 Reads ``REPORT_DIR/tables.tex`` (``stages.report``'s 22 tables) and the paper's cells
 (``stages/lib/facts/paper_tables.tsv``, from the original's ``tables.tex``; stages/lib/paper_facts.py),
@@ -15,34 +15,17 @@ cell agrees (README "The published study").
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from stages.lib.paper_facts import FACTS, TOLERANCE_PP, Comparison, compare, read_facts
+from stages.lib.paper_facts import FACTS, TOLERANCE_PP, check, write_disagreements
 
 SHOWN = 20  # disagreements printed; --out has them all
-OUT_COLUMNS = ("table", "row", "col", "values", "ours", "why")
-
-
-def check(report_dir: Path, facts_path: Path = FACTS, tolerance: float = TOLERANCE_PP) -> Comparison:
-    """The comparison of ``report_dir/tables.tex`` with the facts; raises OSError/ValueError when unreadable."""
-    return compare(read_facts(facts_path), (report_dir / "tables.tex").read_text(encoding="utf-8"), tolerance)
-
-
-def write_disagreements(path: Path, comparison: Comparison) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(OUT_COLUMNS)
-        for row in comparison.disagreements:
-            writer.writerow([row["table"], row["row"], row["col"], " ".join(f"{v:g}" for v in row["values"]),
-                             row["ours"], row["why"]])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.check_paper_tables", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.check_paper_tables", description=__doc__.splitlines()[0])
     parser.add_argument("report_dir", type=Path, help="a report folder holding tables.tex")
     parser.add_argument("--facts", type=Path, default=FACTS, help="the paper's cells (default: the shipped facts)")
     parser.add_argument("--tolerance", type=float, default=TOLERANCE_PP, help="pp either side (default 0.1)")

@@ -1,10 +1,10 @@
 """repro: ``dvc repro`` with up to N stages running at once, for a machine with cores to spare.
 
-    python -m stages.repro --jobs 2                          # what `dvc repro` does, two stages at a time
-    python -m stages.repro --jobs 2 --dry                    # the stages it would run, in order
-    python -m stages.repro train evaluate@baseline           # those stages and what they need, as `dvc repro train ...`
-    python -m stages.repro --force train@<run>               # rerun it although nothing changed
-    python -m stages.repro --gpus 0,1 train evaluate         # two GPU stages at once, each on its own GPU
+    python -m tools.repro --jobs 2                          # what `dvc repro` does, two stages at a time
+    python -m tools.repro --jobs 2 --dry                    # the stages it would run, in order
+    python -m tools.repro train evaluate@baseline           # those stages and what they need, as `dvc repro train ...`
+    python -m tools.repro --force train@<run>               # rerun it although nothing changed
+    python -m tools.repro --gpus 0,1 train evaluate         # two GPU stages at once, each on its own GPU
 
 Targets are stage names or foreach groups (``train`` is every ``train@<run>``), as ``dvc repro`` takes them:
 what is planned is the out-of-date stages among the targets and the stages they depend on, plus whatever
@@ -32,7 +32,7 @@ corpus stages that gate ``base`` and the grid behind it go first, and the LLINK 
 gaps beside it rather than taking a core while ``base`` waits (first come first run started LLINK
 first and left a core idle beside ``base``). DVC itself decides, as in a plain ``dvc repro``,
 whether the stage runs, restores from the run-cache or is skipped (through
-``stages.dvc_fast_lock``, which reads ``dvc.lock`` with the C parser: 0.6 s less a stage), and records it in
+``tools.dvc_fast_lock``, which reads ``dvc.lock`` with the C parser: 0.6 s less a stage), and records it in
 ``dvc.lock`` under its repository lock, which it releases while the command runs (the locking
 DVC documents for parallel stages). The bytes are those of ``dvc repro``: the stages' outputs
 do not depend on the order in which independent stages run, nor on the thread count
@@ -210,9 +210,9 @@ class Devices:
 
 
 def command(name: str, work: Plan) -> list[str]:
-    """The ``dvc repro`` of one planned stage, through stages.dvc_fast_lock."""
+    """The ``dvc repro`` of one planned stage, through tools.dvc_fast_lock."""
     force = ["--force"] if name in work.forced else []
-    return [sys.executable, "-m", "stages.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", *force, name]
+    return [sys.executable, "-m", "tools.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", *force, name]
 
 
 def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), force: bool = False,
@@ -314,7 +314,7 @@ def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stages.repro", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.repro", description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", metavar="TARGET",
                         help="stages or foreach groups (train, evaluate@baseline) to bring up to date with what they "
                              "need, as `dvc repro TARGET...` (default: every stage)")
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except LockError:
         print(f"repro: another DVC process holds the lock of {args.root.resolve()} (a dvc command or another "
-              "stages.repro); run this again when it has finished", file=sys.stderr)
+              "tools.repro); run this again when it has finished", file=sys.stderr)
         return 1
     priority = work.priorities(args.jobs)
     for name in work.order:
