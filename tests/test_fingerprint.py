@@ -57,7 +57,7 @@ def test_the_resuming_stages_are_keyed_by_their_code_packages_and_numerics(tmp_p
 
 
 def test_a_checkpoint_of_other_code_is_never_resumed(monkeypatch):
-    resolved = {"run_id": "r", "train": {"save_steps": 2, "learning_rate": 0.1}}
+    resolved = {"run_id": "r", "train": {"backend": "peft-cpu", "save_steps": 2, "learning_rate": 0.1}}
     monkeypatch.setattr(train, "code_fingerprint", lambda module, packages: f"{module} as committed")
     committed = train.checkpoint_fingerprint(resolved)
     monkeypatch.setattr(train, "code_fingerprint", lambda module, packages: f"{module} edited")
