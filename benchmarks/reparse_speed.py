@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.original is not None:
             scale = COMPARE_SCALE if args.scale is None else args.scale
-            return compare_with_original(args.original, folder, scale, args.jobs, max(1, args.repeat))
+            return compare_with_original(args.original.resolve(), folder, scale, args.jobs, max(1, args.repeat))
         args.scale = 1.0 if args.scale is None else args.scale
         started = time.perf_counter()
         paths = write_corpus(folder, args.scale, args.jobs)
