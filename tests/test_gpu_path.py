@@ -168,6 +168,18 @@ def test_unsloth_gets_the_params_dtype_the_exact_name_and_the_revision():
     assert fp32["dtype"] is torch.float32
 
 
+def test_train_and_evaluate_load_the_base_through_one_helper_that_refuses_an_unpinned_revision():
+    from stages.lib.base_weights import base_source
+    from stages.lib.params import UNPINNED, ParamsError
+
+    hub = Base(kind="hub", repo="CohereLabs/tiny-aya-base", revision="a" * 40, seed=0, vocab_size=300)
+    assert base_source(hub, Path("models/base")) == ("CohereLabs/tiny-aya-base", {"revision": "a" * 40})
+    assert base_source(BASE, Path("models/base")) == ("models/base", {})
+    with pytest.raises(ParamsError, match="base.revision: still 'PIN-ME'"):
+        base_source(hub.model_copy(update={"revision": UNPINNED}), Path("models/base"))
+    assert train_backends.base_source is base_source and eval_backends.base_source is base_source
+
+
 def test_unsloth_comes_before_transformers_or_says_what_is_missing():
     source = Path(tr.__file__).read_text(encoding="utf-8")
     body = source[source.index("def train_run("):]
