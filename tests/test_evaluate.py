@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from stages import evaluate as ev
+from stages.lib.evaluation import backends as eval_backends, grid as eval_grid, resume, workers
 from stages.base import build_model, train_tokenizer
 from tools.configure import render
 from stages.lib import results
@@ -78,7 +79,7 @@ def test_pretraining_lowers_the_loss(workspace):
 def test_the_original_cell_grid():
     data = render("smoke", "phase3")
     params = parse_params(data)
-    grid = {sid: ev.cells(ev.session_of(params, sid), params.evaluate, params.evaluate.templates) for sid in params.evaluate.sessions}
+    grid = {sid: eval_grid.cells(ev.session_of(params, sid), params.evaluate, params.evaluate.templates) for sid in params.evaluate.sessions}
     assert len(grid["baseline"]) == 128
     assert len(grid["condition-1-en-5k-seed42"]) == 128
     assert len(grid["condition-2-zh-5k-seed42"]) == 64
@@ -220,7 +221,7 @@ def test_batched_generation_equals_one_at_a_time(workspace, repo_root):
     pretrained = _backend(workspace)
     model = build_model({"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512},
                         len(pretrained.tokenizer), 5, pretrained.tokenizer)
-    backend = ev.HFBackend(model, pretrained.tokenizer, workspace[1].evaluate)
+    backend = eval_backends.HFBackend(model, pretrained.tokenizer, workspace[1].evaluate)
     benchmark = load_benchmark("xnli")
     examples = load_examples(benchmark, "en", fixtures_dir=repo_root / "fixtures" / "benchmarks")
     prompts = [benchmark.render("phase3", "template2", "en", e.fields) for e in examples]
@@ -287,7 +288,7 @@ def test_changed_params_never_reuse_finished_cells(workspace):
     a = ev.identity(params, session, root / "models" / "base", root / "models", None)
     other = params_for(root.parent, max_new_tokens={"default": 5})
     b = ev.identity(other, ev.session_of(other, "baseline"), root / "models" / "base", root / "models", None)
-    assert ev.fingerprint(a) != ev.fingerprint(b)
+    assert resume.fingerprint(a) != resume.fingerprint(b)
 
 
 def test_missing_benchmark_file_is_named_before_any_model_loads(workspace, tmp_path, repo_root):
@@ -406,13 +407,13 @@ def test_a_failed_worker_loses_no_finished_cell(workspace, baseline, repo_root, 
 
     kwargs = dict(out=root / "worker-died", base_dir=root / "models" / "base", models_dir=root / "models",
                   resume_root=root / "resume-died", progress=False)
-    monkeypatch.setattr(ev.subprocess, "Popen", second_worker_dies)
+    monkeypatch.setattr(workers.subprocess, "Popen", second_worker_dies)
     with pytest.raises(ev.EvaluateError, match=r"worker 1/2 \(exit 3\) failed.*run the stage again to resume"):
         ev.evaluate_session(params, "baseline", **kwargs)
     assert not (root / "worker-died").exists()
     kept = [path for path in (root / "resume-died").rglob("*") if path.suffix == ".json"]
     assert len(kept) == 12, "worker 0's cells are kept"
-    monkeypatch.setattr(ev.subprocess, "Popen", real_popen)
+    monkeypatch.setattr(workers.subprocess, "Popen", real_popen)
     timing = ev.evaluate_session(params, "baseline", **kwargs)
     assert timing["cells_run"] == 12, "only worker 1's share is scored again"
     _outputs_equal(baseline[0], root / "worker-died")

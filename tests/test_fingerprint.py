@@ -7,7 +7,7 @@ import shutil
 
 import yaml
 
-from stages import train
+from stages.lib.training import checkpoints
 from stages.lib.fingerprint import code_fingerprint, code_identity, import_closure
 
 
@@ -58,10 +58,10 @@ def test_the_resuming_stages_are_keyed_by_their_code_packages_and_numerics(tmp_p
 
 def test_a_checkpoint_of_other_code_is_never_resumed(monkeypatch):
     resolved = {"run_id": "r", "train": {"backend": "peft-cpu", "save_steps": 2, "learning_rate": 0.1}}
-    monkeypatch.setattr(train, "code_fingerprint", lambda module, packages: f"{module} as committed")
-    committed = train.checkpoint_fingerprint(resolved)
-    monkeypatch.setattr(train, "code_fingerprint", lambda module, packages: f"{module} edited")
-    assert train.checkpoint_fingerprint(resolved) != committed
+    monkeypatch.setattr(checkpoints, "code_fingerprint", lambda module, packages: f"{module} as committed")
+    committed = checkpoints.checkpoint_fingerprint(resolved)
+    monkeypatch.setattr(checkpoints, "code_fingerprint", lambda module, packages: f"{module} edited")
+    assert checkpoints.checkpoint_fingerprint(resolved) != committed
 
 
 def test_the_closure_covers_every_code_dependency_dvc_yaml_declares(repo_root):

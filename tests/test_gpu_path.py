@@ -14,6 +14,8 @@ from transformers import AutoTokenizer, TrainerCallback, TrainingArguments
 
 from stages import evaluate as ev
 from stages import train as tr
+from stages.lib.evaluation import backends as eval_backends
+from stages.lib.training import backends as train_backends
 from stages import base as base_stage
 from stages.base import build, cohere_pipeline, save_hub_tokenizer
 from tools.configure import render
@@ -158,12 +160,24 @@ def test_unsloth_gets_the_params_dtype_the_exact_name_and_the_revision():
     import torch
 
     hub = Base(kind="hub", repo="CohereLabs/tiny-aya-base", revision="a" * 40, seed=0, vocab_size=300)
-    fp16 = tr.unsloth_load_kwargs(tiny_train(backend="unsloth", load_in_4bit=True, fp16=True), hub, Path("models/base"))
+    fp16 = train_backends.unsloth_load_kwargs(tiny_train(backend="unsloth", load_in_4bit=True, fp16=True), hub, Path("models/base"))
     assert fp16["dtype"] is torch.float16  # never Unsloth's own bfloat16 choice under the fp16 autocast
     assert fp16["use_exact_model_name"] is True and fp16["revision"] == "a" * 40
     assert fp16["model_name"] == "CohereLabs/tiny-aya-base" and fp16["load_in_4bit"] is True
-    fp32 = tr.unsloth_load_kwargs(tiny_train(backend="unsloth", load_in_4bit=True), hub, Path("models/base"))
+    fp32 = train_backends.unsloth_load_kwargs(tiny_train(backend="unsloth", load_in_4bit=True), hub, Path("models/base"))
     assert fp32["dtype"] is torch.float32
+
+
+def test_train_and_evaluate_load_the_base_through_one_helper_that_refuses_an_unpinned_revision():
+    from stages.lib.base_weights import base_source
+    from stages.lib.params import UNPINNED, ParamsError
+
+    hub = Base(kind="hub", repo="CohereLabs/tiny-aya-base", revision="a" * 40, seed=0, vocab_size=300)
+    assert base_source(hub, Path("models/base")) == ("CohereLabs/tiny-aya-base", {"revision": "a" * 40})
+    assert base_source(BASE, Path("models/base")) == ("models/base", {})
+    with pytest.raises(ParamsError, match="base.revision: still 'PIN-ME'"):
+        base_source(hub.model_copy(update={"revision": UNPINNED}), Path("models/base"))
+    assert train_backends.base_source is base_source and eval_backends.base_source is base_source
 
 
 def test_unsloth_comes_before_transformers_or_says_what_is_missing():
@@ -183,7 +197,7 @@ def test_one_nf4_config_with_double_quantisation_as_unsloth():
     config = nf4_config(torch.float16)
     assert (config.load_in_4bit, config.bnb_4bit_quant_type, config.bnb_4bit_use_double_quant) == (True, "nf4", True)
     assert config.bnb_4bit_compute_dtype is torch.float16
-    assert "nf4_config" in Path(tr.__file__).read_text() and "nf4_config" in Path(ev.__file__).read_text()
+    assert "nf4_config" in Path(train_backends.__file__).read_text() and "nf4_config" in Path(eval_backends.__file__).read_text()
 
 
 # --------------------------------------------------------------------------- 4, 5, 8. vLLM
@@ -215,14 +229,14 @@ def test_a_missing_vllm_names_the_served_backend(workspace):
                                           ({"r": 300}, 320), ({"r": 1}, 1)])
 def test_vllm_lora_rank_is_the_adapters_rounded_up(tmp_path, config, rank):
     (tmp_path / "adapter_config.json").write_text(json.dumps(config), encoding="utf-8")
-    assert ev.vllm_lora_rank(tmp_path) == rank
+    assert eval_backends.vllm_lora_rank(tmp_path) == rank
 
 
 def test_vllm_lora_rank_out_of_range_names_the_file(tmp_path):
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 1024}), encoding="utf-8")
     with pytest.raises(ev.EvaluateError, match="adapter_config.json: LoRA rank 1024"):
-        ev.vllm_lora_rank(tmp_path)
-    assert ev.vllm_lora_rank(None) == 16
+        eval_backends.vllm_lora_rank(tmp_path)
+    assert eval_backends.vllm_lora_rank(None) == 16
 
 
 def test_evaluation_provenance_names_bitsandbytes_and_accelerate():

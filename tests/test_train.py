@@ -14,8 +14,8 @@ from stages.base import build
 from stages.lib.params import Base, Run, Train
 from stages.lib.tables import split_path, write_parquet
 from stages.package import PACKAGED_SCHEMA
+from stages.lib.hf_patches import LOSS_TOTAL_FILE
 from stages.train import (
-    LOSS_TOTAL_FILE,
     TrainError,
     adapter_folder,
     torchrun_command,

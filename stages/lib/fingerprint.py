@@ -108,3 +108,11 @@ def code_fingerprint(module: str, packages: Iterable[str] = (), root: Path | Non
     """sha256 of :func:`code_identity`: equal only for the same code, versions and numerics."""
     text = json.dumps(code_identity(module, packages, root), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def record_sha256(record: dict) -> str:
+    """sha256 (hex) of a JSON-ready record with sorted keys: the one way a resume key is hashed.
+
+    Evaluate's resume folder (stages/lib/evaluation/resume.py) and train's checkpoint folder
+    (stages/lib/training/checkpoints.py) are named by its first 16 hex digits."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode("utf-8")).hexdigest()
