@@ -45,6 +45,7 @@ from stages.lib import published
 from stages.lib.params import UNPINNED, ParamsError, Params, load_params
 from stages.lib.provenance import file_sha256, write_json
 from stages.lib.paths import adapter_folder
+from stages.lib.errors import exit_stage
 
 DEFAULT_REPO = "legesher/language-decoded-lora"
 REQUIRED = ("adapter_config.json", "adapter_model.safetensors")
@@ -198,4 +199,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -33,12 +33,13 @@ from stages.lib.cards import source_corpus
 from stages.lib.params import ParamsError, Params, Run, load_params
 from stages.lib.provenance import file_sha256, write_json
 from stages.lib.paths import adapter_folder
+from stages.lib.errors import STAGE_FAILED, StageError, exit_stage
 
 SCHEMA_VERSION = 1
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
-class ManifestError(ValueError):
+class ManifestError(StageError, ValueError):
     """An adapter the manifest cannot describe; the message names it."""
 
 
@@ -192,11 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         write_model_card(manifest, Path(args.models), Path(args.train_metrics), Path(args.report_metrics))
     except (ManifestError, ParamsError, OSError) as error:
         print(f"manifest: {error}", file=sys.stderr)
-        return 2
+        return STAGE_FAILED
     present = sum(a["status"] == "present" for a in manifest["adapters"])
     print(f"manifest: {present}/{len(manifest['adapters'])} adapters -> {args.models}/MANIFEST.md, manifest.json, README.md")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

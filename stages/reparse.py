@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Iterable, Sequence, TextIO
 
 from stages.lib import extractors, results
+from stages.lib.errors import STAGE_FAILED, exit_stage
 from stages.lib.reparse_core import (  # noqa: F401 - the pure core, re-exported for callers of stages.reparse
     CELL_KEY, DEFAULT_EXTRACTOR, DELTA_EPSILON, SUMMARY_KEYS, Cell, CellScore, ReparseError, _reparse, cell_delta,
     extractor_provenance, load_results, parse_cell_key, reparse_results, score_cell,
@@ -173,15 +174,15 @@ def extract_stream(benchmark: str, extractor_name: str, stdin: TextIO, stdout: T
                 raw = json.loads(line)
             except json.JSONDecodeError as error:
                 print(f"reparse: error: stdin line {number}: not JSON ({error.msg})", file=stderr)
-                return 1
+                return STAGE_FAILED
             if not isinstance(raw, str):
                 print(f"reparse: error: stdin line {number}: expected a JSON string, got {type(raw).__name__}", file=stderr)
-                return 1
+                return STAGE_FAILED
             stdout.write(json.dumps(extractor(raw), ensure_ascii=False) + "\n")
     except UnicodeDecodeError as error:  # decoded a block at a time: no exact line to name
         print(f"reparse: error: stdin is not UTF-8 ({error.reason}, byte {error.object[error.start:error.start + 1]!r})",
               file=stderr)
-        return 1
+        return STAGE_FAILED
     return 0
 
 
@@ -253,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repo_head = None if args.no_repo_head else repo_head_commit()
     if args.out_dir is not None:
         return reparse_into(args.out_dir, files, jobs=args.jobs, stamp_time=args.stamp_time, repo_head=repo_head)
-    return 1 if reparse_files(files, jobs=args.jobs, stamp_time=args.stamp_time, repo_head=repo_head) else 0
+    return STAGE_FAILED if reparse_files(files, jobs=args.jobs, stamp_time=args.stamp_time, repo_head=repo_head) else 0
 
 
 def results_files(folder: Path) -> list[Path]:
@@ -271,7 +272,7 @@ def reparse_into(out_dir: Path, files: list[Path], *, jobs: int | None, stamp_ti
         from stages.lib.provenance import write_provenance
 
         write_provenance(out_dir, "reparse", {"inputs": [p.name for p in files], "repo_head": repo_head})
-    return 1 if failed else 0
+    return STAGE_FAILED if failed else 0
 
 
 def reparse_sessions(params_path: Path, *, jobs: int | None, stamp_time: bool, no_repo_head: bool) -> int:
@@ -287,7 +288,7 @@ def reparse_sessions(params_path: Path, *, jobs: int | None, stamp_time: bool, n
         sessions = load_params(params_path).evaluate.sessions
     except (ParamsError, OSError) as error:
         print(f"reparse: {error}", file=sys.stderr)
-        return 2
+        return STAGE_FAILED
     repo_head = None if no_repo_head else repo_head_commit()
     failed = 0
     for name, session in sessions.items():
@@ -299,7 +300,7 @@ def reparse_sessions(params_path: Path, *, jobs: int | None, stamp_time: bool, n
         if not files:
             print(f"reparse: session {name!r}: no Phase 3 _results_ files in {source}; nothing to reparse", file=sys.stderr)
         failed += reparse_into(Path(session.reparsed), files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head)
-    return 1 if failed else 0
+    return STAGE_FAILED if failed else 0
 
 def reparse_published(tree: Path, out_dir: Path, *, jobs: int | None, repo_head: str | None) -> int:
     """The dvc stage reparse_published: an imported snapshot's Phase 3 results files, the layout kept."""
@@ -315,11 +316,11 @@ def reparse_published(tree: Path, out_dir: Path, *, jobs: int | None, repo_head:
     if not files:
         print(f"reparse: {tree}: no phase3/conditions/<condition>/seed<N>/..._results_<template>.json files",
               file=sys.stderr)
-        return 2
+        return STAGE_FAILED
     published.reset(out_dir)
     folders = [out_dir / p.parent.relative_to(tree) for p in files]
     if reparse_files(files, jobs=jobs, repo_head=repo_head, out_dir=folders):
-        return 1
+        return STAGE_FAILED
     from stages.lib.provenance import write_provenance
 
     write_provenance(out_dir, "reparse", {"inputs": [p.relative_to(tree).as_posix() for p in files],
@@ -328,4 +329,4 @@ def reparse_published(tree: Path, out_dir: Path, *, jobs: int | None, repo_head:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_stage(main)

@@ -13,6 +13,7 @@ import yaml
 
 from stages import reparse
 from stages.lib import extractors
+from stages.lib.errors import STAGE_FAILED
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "condition-2-ur-5k_seed42_results_template1.json"
@@ -216,7 +217,7 @@ def test_bad_files_are_named_and_the_others_still_written(tmp_path):
 
     done = run_cli("--jobs", "2", str(malformed), str(good), str(truncated), str(unknown), str(missing), str(wrong_name))
 
-    assert done.returncode == 1
+    assert done.returncode == STAGE_FAILED
     assert (good.parent / OUT_NAME).exists()
     assert OUT_NAME in done.stdout
     errors = done.stderr.splitlines()
@@ -262,7 +263,7 @@ def test_a_results_file_with_no_cells_is_an_error(tmp_path):
         reparse.reparse_results({}, NAME)
     empty = write_results(tmp_path, {"summary": {}, "parse_failure_rates": {}}, NAME)
     done = run_cli(str(empty))
-    assert done.returncode == 1 and str(empty) in done.stderr and "no cells" in done.stderr
+    assert done.returncode == STAGE_FAILED and str(empty) in done.stderr and "no cells" in done.stderr
     assert not (tmp_path / OUT_NAME).exists()
 
 
@@ -287,10 +288,10 @@ def test_extract_cli_defaults_to_refined_and_reaches_phase2():
 
 def test_extract_cli_rejects_bad_lines_and_pairs():
     done = run_cli("--extract", "csqa", stdin='"A"\nnot json\n"B"\n')
-    assert done.returncode == 1
+    assert done.returncode == STAGE_FAILED
     assert done.stdout == '"A"\n'
     assert "stdin line 2" in done.stderr
-    assert run_cli("--extract", "csqa", stdin="5\n").returncode == 1
+    assert run_cli("--extract", "csqa", stdin="5\n").returncode == STAGE_FAILED
     refused = run_cli("--extract", "mgsm", "--extractor", "strict", stdin="")
     assert refused.returncode == 2 and "available: phase2" in refused.stderr
 
@@ -299,7 +300,7 @@ def test_extract_cli_names_input_that_is_not_utf8():
     done = subprocess.run([sys.executable, "-m", "stages.reparse", "--extract", "xnli"], cwd=ROOT,
                           input=b'"entailment"\n"\xff\xfe broken"\n', capture_output=True, check=False)
     err = done.stderr.decode()
-    assert done.returncode == 1 and "stdin is not UTF-8" in err and "Traceback" not in err
+    assert done.returncode == STAGE_FAILED and "stdin is not UTF-8" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -330,7 +331,7 @@ def test_sessions_mode_writes_each_session_and_names_what_it_skips(tmp_path, mon
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")
 
-    assert reparse.main(["--no-repo-head", "--jobs", "1", "--sessions", "params.yaml"]) == 1
+    assert reparse.main(["--no-repo-head", "--jobs", "1", "--sessions", "params.yaml"]) == STAGE_FAILED
     err = capsys.readouterr().err
     assert str(broken) in err  # the bad file is named, and fails the stage
     assert repr(names[2]) in err and "skipped" in err  # not evaluated yet: named, not a failure
