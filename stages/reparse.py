@@ -56,12 +56,12 @@ from typing import Iterable, Sequence, TextIO
 
 from stages.lib import extractors, results
 from stages.lib.errors import STAGE_FAILED, exit_stage
+from stages.lib.paths import parse_result_file_name
 from stages.lib.reparse_core import (  # noqa: F401 - the pure core, re-exported for callers of stages.reparse
     CELL_KEY, DEFAULT_EXTRACTOR, DELTA_EPSILON, SUMMARY_KEYS, Cell, CellScore, ReparseError, _reparse, cell_delta,
     extractor_provenance, load_results, parse_cell_key, reparse_results, score_cell,
 )
 
-RESULTS_NAME = results.RESULTS_NAME
 dumps = results.dumps
 write_atomic = results.write_atomic
 
@@ -70,11 +70,16 @@ def reparsed_path(results_path: Path | str, out_dir: Path | str | None = None) -
     """``X_results_template1.json`` -> ``X_summary_reparsed_template1.json``, in the same folder
     or in ``out_dir`` (the pipeline's stage, whose output cannot sit inside evaluate's)."""
     results_path = Path(results_path)
-    match = RESULTS_NAME.match(results_path.name)
-    if not match:
-        raise ReparseError("not a results file: the name must end in _results_<template>.json")
-    name = f"{match['stem']}_summary_reparsed_{match['template']}.json"
+    parsed = parse_result_file_name(results_path.name)
+    if parsed is None or parsed.kind != "results":
+        raise ReparseError("not a results file: the name must be <condition>_seed<N|none>_results_<template>.json")
+    name = parsed.sibling("summary_reparsed")
     return Path(out_dir) / name if out_dir is not None else results_path.with_name(name)
+
+
+def is_results_file(path: Path) -> bool:
+    parsed = parse_result_file_name(path.name)
+    return parsed is not None and parsed.kind == "results"
 
 
 def repo_head_commit() -> str | None:
@@ -259,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def results_files(folder: Path) -> list[Path]:
     """A folder's ``_results_`` files, sorted; a Phase 2 session has none (its tables use the strict extractor only)."""
-    return sorted(p for p in folder.glob("*.json") if RESULTS_NAME.match(p.name))
+    return sorted(p for p in folder.glob("*.json") if is_results_file(p))
 
 
 def reparse_into(out_dir: Path, files: list[Path], *, jobs: int | None, stamp_time: bool, repo_head: str | None) -> int:
@@ -312,7 +317,7 @@ def reparse_published(tree: Path, out_dir: Path, *, jobs: int | None, repo_head:
                                 "see data/published/experiments/status.json")
         print(f"reparse: skipped, the import was skipped ({reason}); {out_dir / published.STATUS} says so")
         return 0
-    files = sorted(p for p in (tree / "phase3" / "conditions").glob("*/seed*/*.json") if RESULTS_NAME.match(p.name))
+    files = sorted(p for p in (tree / "phase3" / "conditions").glob("*/seed*/*.json") if is_results_file(p))
     if not files:
         print(f"reparse: {tree}: no phase3/conditions/<condition>/seed<N>/..._results_<template>.json files",
               file=sys.stderr)

@@ -62,7 +62,7 @@ from stages.lib.errors import exit_stage
 from stages.lib.params import ParamsError, load_params
 from stages.lib.provenance import code_provenance, content_provenance, write_json
 from stages.lib.results_index import (
-    BASELINE, BENCHMARKS, LANGS, ROW_COLUMNS, RUN_COLUMNS, TEMPLATES, Index, ReportError, condition_info, condition_sort,
+    BASELINE, BENCHMARKS, LANGS, ROW_COLUMNS, RUN_COLUMNS, TEMPLATES, Index, ReportError, condition_sort,
     discover_published, display_name, expected_cells, expected_from_params, load_rows, load_sessions, seed_sort_key,
 )
 
@@ -467,7 +467,7 @@ def build_index(args: argparse.Namespace) -> tuple[Index, dict]:
         return discover_published(args.published), {"mode": "published"}
     params = load_params(args.params)
     templates = params.evaluate.templates
-    return expected_from_params(params.runs, args.eval_dir, templates, args.reparsed_dir, params.phase), {
+    return expected_from_params(params.evaluate.sessions, args.eval_dir, templates, args.reparsed_dir, params.phase), {
         "mode": "params", "runs": {k: v.model_dump(mode="json") for k, v in sorted(params.runs.items())}}
 
 

@@ -26,7 +26,8 @@ import random
 from pathlib import Path
 
 from stages.lib import extractors
-from stages.lib.results_index import BASELINE, condition_info, expected_cells
+from stages.lib.paths import condition_parts
+from stages.lib.results_index import BASELINE, expected_cells
 
 SESSIONS = (
     (BASELINE, "none"),
@@ -68,7 +69,7 @@ _GARBAGE = ("???", "I am not sure", "\u6ca1\u6709entailment", "")
 
 def accuracy(condition: str, seed: str, template: int, bench: str, data: str, instr: str, rng: random.Random) -> float:
     """The planted probability of a right answer in one cell."""
-    info = condition_info(condition)
+    info = condition_parts(condition)
     p = BASE_ACC[bench] + (0.05 if template == 1 else -0.03) + (0.04 if data == "en" else 0.0)
     if info["number"] == 1:
         p += 0.05
@@ -135,7 +136,7 @@ def _choice_answer(gold: str, right: bool, bench: str, rng: random.Random) -> st
 
 def cell_rows(condition: str, seed: str, template: int, bench: str, data: str, instr: str, rng: random.Random) -> list[dict]:
     p = accuracy(condition, seed, template, bench, data, instr, rng)
-    constant = condition_info(condition)["number"] == 5
+    constant = condition_parts(condition)["number"] == 5
     classes = {"sib200": extractors.SIB200_CATEGORIES, "xnli": extractors.XNLI_LABELS}.get(bench) or tuple(CHOICES.get(bench, ""))
     strict = extractors.get_extractor("strict", bench)
     rows = []
