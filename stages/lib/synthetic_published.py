@@ -26,7 +26,7 @@ import random
 from pathlib import Path
 
 from stages.lib import extractors
-from stages.lib.paths import condition_parts
+from stages.lib.paths import condition_parts, eval_folder, result_file_name
 from stages.lib.results_index import BASELINE, expected_cells
 
 SESSIONS = (
@@ -175,13 +175,13 @@ def write_tree(root: Path | str, seed: int = 0) -> Path:
     """Write the tree under ``root`` (which it creates); returns ``root``."""
     root = Path(root)
     for condition, session_seed in SESSIONS:
-        folder = root / "phase3" / "conditions" / condition / f"seed{session_seed}"
+        seed_value = None if session_seed == "none" else int(session_seed)
+        folder = root / eval_folder("phase3", condition, seed_value)
         folder.mkdir(parents=True, exist_ok=True)
         for template in (1, 2):
             rng = random.Random(f"{seed}/{condition}/{session_seed}/{template}")
             results, summary = session_bodies(condition, session_seed, template, rng)
-            stem = f"{condition}_seed{session_seed}"
             for kind, body in (("results", results), ("summary", summary)):
-                (folder / f"{stem}_{kind}_template{template}.json").write_text(
+                (folder / result_file_name(condition, seed_value, kind, f"template{template}")).write_text(
                     json.dumps(body, ensure_ascii=False, indent=2), encoding="utf-8")
     return root
