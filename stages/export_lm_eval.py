@@ -24,7 +24,6 @@ import yaml
 from stages.lib import lm_eval_format as fmt
 from stages.lib import results
 from stages.lib.errors import StageError, exit_stage
-from stages.lib.tasks import HERE as BENCHMARKS_DIR
 from stages.lib.tasks import find_benchmark, load_examples
 from stages.lib.params import load_params
 from stages.lib.paths import result_file_name
@@ -90,9 +89,9 @@ def export_session(params, session_id: str, out: Path, examples: dict, benchmark
     return list(tasks)
 
 
-def raw_definition(name: str) -> dict:
+def raw_definition(name: str, dirs: Sequence[str] = ()) -> dict:
     """The benchmark's YAML as data (templates byte-exact), for the task configs."""
-    return yaml.safe_load((BENCHMARKS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(find_benchmark(name, tuple(dirs)).path.read_text(encoding="utf-8"))
 
 
 def write_tasks(params, out: Path) -> int:
@@ -100,7 +99,7 @@ def write_tasks(params, out: Path) -> int:
     evaluate = params.evaluate
     count = 0
     for name in evaluate.benchmarks:
-        definition = raw_definition(name)
+        definition = raw_definition(name, evaluate.tasks_dirs)
         if evaluate.protocol not in definition["templates"]:
             continue
         folder = out / "tasks" / name
