@@ -3,8 +3,8 @@ folder, a params edit, and the study runs them through evaluate, reparse and the
 
 The new benchmark ``quiz`` (A-D questions, scored as Belebele through ``extract_as``) lives in a folder
 named by ``evaluate.tasks_dirs``; the fifth language ``fr`` is one more entry of ``data_langs`` and
-``instr_langs`` and one more grid entry (``condition-2-fr-5k``). One baseline session is evaluated with the
-smoke base model of the main checkout (or a tiny random one of the base stage's architecture).
+``instr_langs`` and one more grid entry (``condition-2-fr-5k``). One baseline session is evaluated with a tiny
+random base of the base stage's architecture.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from stages.lib.params import parse_params
 from stages.lib.results_index import Grid, expected_cells, expected_from_params, load_sessions
 from tools.configure import PROFILES, render
 
-ROOT = Path(__file__).resolve().parents[1]
 LANGS = ["en", "zh", "es", "ur", "fr"]
 ROWS = 3
 
@@ -45,14 +44,18 @@ QUIZ = {
 }
 
 
-def base_model(tmp_path: Path) -> Path:
-    """The main checkout's smoke base (read only), else a tiny random one of the same architecture."""
-    built = ROOT.parent / "main" / "models" / "base"
-    if not (built / "model.safetensors").is_file():
-        built = ROOT / "models" / "base"
-    if (built / "model.safetensors").is_file() and (built / "tokenizer.json").is_file():
-        return built
-    pytest.skip("no smoke base model built (dvc repro base)")
+def base_model(folder: Path) -> Path:
+    """A tiny random base of the base stage's architecture, its tokenizer trained on the quiz's prompts."""
+    from stages.base import build_model, train_tokenizer
+
+    texts = [text for wordings in QUIZ["templates"]["phase3"].values() for text in wordings.values()]
+    texts += [f"{lang} question {i}? one two three four A B C D" for lang in LANGS for i in range(ROWS)]
+    tokenizer = train_tokenizer(texts, 300, 0, 256)
+    model = build_model({"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 256}, len(tokenizer), 0,
+                        tokenizer)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +110,7 @@ def test_evaluate_reparse_and_report_take_them_with_no_code_change(extended, tmp
     session = params.evaluate.sessions["baseline"]
     eval_dir, reparsed_dir = tmp_path / "metrics" / "eval", tmp_path / "metrics" / "reparsed"
     out = eval_dir / paths.eval_folder("phase3", session.condition, session.seed)
-    evaluate_session(params, "baseline", out=out, base_dir=base_model(tmp_path), models_dir=tmp_path / "models",
+    evaluate_session(params, "baseline", out=out, base_dir=base_model(tmp_path / "base"), models_dir=tmp_path / "models",
                      resume_root=tmp_path / "resume", progress=False)
     results = json.loads((out / paths.result_file_name("baseline", None, "results", "template1")).read_text("utf-8"))
     cells = [key for key in results if key not in ("summary", "parse_failure_rates")]
