@@ -40,8 +40,13 @@ cell against the baseline, the Phase 2 summary's headline table as ``tables/phas
 
 A malformed file, a bad cell key or an ambiguous duplicate stops the report with a message naming the
 file (exit 1). Everything is written into a hidden folder beside OUT first and moved into OUT only once
-the whole report is written, so a failed run leaves the previous report as it was, never a mix of two. Missing files and cells are listed, not fatal: a (condition, cell) that some seed or
-template lacks is left out of every seed aggregate rather than averaged unevenly.
+the whole report is written, so a failed run leaves the previous report as it was, never a mix of two.
+Missing files and cells are listed, not fatal: a (condition, cell) that some seed or template lacks is
+left out of every seed aggregate rather than averaged unevenly.
+
+This module parses the arguments and picks the phase; the report itself is stages/lib/phase3_report.py
+(stages/lib/phase2_report.py), its tables stages/lib/report_frames.py and report_significance.py, its
+staged write and declared names stages/lib/report_outputs.py.
 """
 
 from __future__ import annotations
