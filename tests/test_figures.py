@@ -85,3 +85,22 @@ def test_figures_exist_in_three_formats_and_rebuild_byte_identically(tmp_path):
         assert b"CreationDate" not in first[f"{name}.pdf"] and b"Matplotlib" not in first[f"{name}.pdf"]
         assert b"<dc:date>" not in first[f"{name}.svg"] and b"Matplotlib v" not in first[f"{name}.svg"]
         assert b"matplotlib version" not in first[f"{name}.png"].lower()
+
+
+def test_the_condition_axis_and_the_plot_data_follow_the_papers_order():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shuffled = ("condition-2-zh-5k", "condition-1-en-20k", "condition-2-es-5k", "condition-1-en-5k")
+    vs = pd.concat([vs_frame().assign(condition=c) for c in shuffled], ignore_index=True)
+    paper = ["condition-1-en-5k", "condition-1-en-20k", "condition-2-es-5k", "condition-2-zh-5k"]  # not alphabetical
+    spread = figures.seed_spread(vs)
+    assert list(dict.fromkeys(spread["condition"])) == paper
+    assert list(dict.fromkeys(figures.strict_vs_refined(runs_frame(vs))["condition"])) == paper
+    fig = figures.draw_deltas(plt, spread, sig_frame(vs), figures.seed_counts(vs))
+    try:
+        bottom = fig.axes[len(figures.BENCHMARKS)]  # the lower row carries the shared axis labels
+        assert [t.get_text() for t in bottom.get_xticklabels()] == [c.replace("condition-", "c") for c in paper]
+    finally:
+        plt.close(fig)

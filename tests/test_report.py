@@ -23,6 +23,8 @@ import pandas as pd
 import pytest
 
 from stages import report
+from stages.lib import phase3_report
+from stages.lib.report_significance import significance_columns
 from stages.lib.results_index import ReportError, discover_published
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,7 +161,7 @@ def test_every_table_has_its_csv(done):
 
 def test_significance_calibrated_by_default(done):
     sig = tsv(done / "significance.tsv")
-    assert list(sig.columns) == report.significance_columns(original=False)
+    assert list(sig.columns) == significance_columns(original=False)
     assert not {"one_sample_p", "sig_bonferroni_prop_z"} & set(sig.columns)
     row = sig[(sig.condition == COND2) & (sig.benchmark == "xnli") & (sig.data == "en") & (sig.instr == "en")].iloc[0]
     # the z uses the 10 rows each cell scored, not XNLI's 5,010
@@ -317,7 +319,7 @@ def test_a_late_failure_leaves_the_previous_report_whole(tmp_path, monkeypatch, 
     def late(*args, **kwargs):  # after cells.tsv, metrics.json and tables.tex are written
         raise ReportError("injected late failure")
 
-    monkeypatch.setattr(report, "write_analyses", late)
+    monkeypatch.setattr(phase3_report, "write_analyses", late)
     assert run(published, out, "--bootstrap-seed", "7") == 1
     assert "injected late failure" in capsys.readouterr().err
     assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before

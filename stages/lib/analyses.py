@@ -40,7 +40,7 @@ import pandas as pd
 
 from stages.lib import extractors
 from stages.lib.paths import condition_parts
-from stages.lib.results_index import BASELINE, ReportError
+from stages.lib.results_index import BASELINE, ReportError, condition_sort
 
 SIB200_CATEGORIES = extractors.SIB200_CATEGORIES
 XNLI_LABELS = extractors.XNLI_LABELS  # entailment, contradiction, neutral: the original's slice order
@@ -240,7 +240,7 @@ def same_language_comparison(cells: pd.DataFrame) -> pd.DataFrame:
     accs: dict[tuple, dict[str, list[float]]] = {}
     for row in cells.itertuples():
         accs.setdefault((row.template, row.benchmark, row.data, row.instr), {}).setdefault(row.condition, []).append(row.acc)
-    conditions = sorted(cells["condition"].unique(), key=lambda c: _role_order(role(c)))
+    conditions = sorted(cells["condition"].unique(), key=condition_sort)  # within a language: number, then tier
     out = []
     for target in ("en", "zh", "es", "ur"):
         chosen = [c for c in conditions if _anchor(role(c))] + [
@@ -255,11 +255,6 @@ def same_language_comparison(cells: pd.DataFrame) -> pd.DataFrame:
                             "mean_acc_across_seeds": statistics.mean(accs[cell][condition]),
                             "n_seeds": len(accs[cell][condition])})
     return pd.DataFrame(out, columns=SAME_LANGUAGE_COLUMNS)
-
-
-def _role_order(r: tuple) -> tuple:
-    """The original's condition order within a language: number, then 5k before 20k."""
-    return (r[0], int(r[2][:-1]) if r[2] else 0)
 
 
 def data_volume_comparison(cells: pd.DataFrame) -> pd.DataFrame:

@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stages.lib import phase2_results
+from stages.lib.paper_order import sort_rows
 from stages.lib.paper_tables import BENCH_TITLE
-from stages.lib.results_index import BENCHMARKS, LANGS  # LANGS: resource-tier descending, as the original's figures
+# LANGS: resource-tier descending, as the original's figures; conditions in the paper's order (condition_sort)
+from stages.lib.results_index import BASELINE, BENCHMARKS, LANGS, condition_sort, display_name
 
 # Okabe-Ito, colour-blind safe
 LANG_COLOUR = {"en": "#000000", "es": "#E69F00", "zh": "#0072B2", "ur": "#009E73"}
@@ -35,18 +38,6 @@ def prompt_of(data_lang: pd.Series, instr_lang: pd.Series) -> pd.Series:
     return pd.Series(np.where(instr_lang == "en", PROMPTS[0],
                               np.where(instr_lang == data_lang, PROMPTS[1], "cross-lingual prompt")),
                      index=data_lang.index)
-
-
-def condition_key(condition: str) -> tuple:
-    """Conditions in the study's order: number, language, tier."""
-    parts = condition.split("-")
-    number = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
-    return number, condition
-
-
-def rank(order: tuple, value: str) -> tuple:
-    """A value's place in the study's order; values another phase adds (Phase 2's benchmarks) sort after it."""
-    return (order.index(value), "") if value in order else (len(order), value)
 
 
 def seed_counts(vs: pd.DataFrame) -> dict[str, int]:
@@ -74,11 +65,8 @@ def seed_spread(vs: pd.DataFrame, delta: str = "delta_rep") -> pd.DataFrame:
     out["n_seeds"] = out["condition"].map(seeds)
     out["seed"] = out["seed"].astype(str)
     out["scoring"] = "refined" if delta == "delta_rep" else "strict"
-    order = sorted(range(len(out)), key=lambda i: (condition_key(out["condition"].iat[i]),
-                                                   rank(BENCHMARKS, out["benchmark"].iat[i]), out["prompt"].iat[i],
-                                                   rank(LANGS, out["data_lang"].iat[i]), out["seed"].iat[i]))
-    return out.iloc[order].reset_index(drop=True)[["condition", "n_seeds", "seed", "benchmark", "prompt", "data_lang",
-                                                   "scoring", "delta_pp"]]
+    return sort_rows(out, ["condition", "benchmark", "prompt", "data_lang", "seed"])[
+        ["condition", "n_seeds", "seed", "benchmark", "prompt", "data_lang", "scoring", "delta_pp"]]
 
 
 def strict_vs_refined(runs: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +79,7 @@ def strict_vs_refined(runs: pd.DataFrame) -> pd.DataFrame:
     out["seed"] = out["seed"].astype(str)
     out["template"] = out["template"].astype(str)
     return out.sort_values(["condition", "seed", "template", "benchmark", "data_lang", "instr_lang"],
-                           key=lambda s: s.map(condition_key) if s.name == "condition" else s).reset_index(drop=True)
+                           key=lambda s: s.map(condition_sort) if s.name == "condition" else s).reset_index(drop=True)
 
 
 def transition(orig_pp: float, rep_pp: float) -> str:
@@ -139,7 +127,7 @@ def save(fig, folder: Path, name: str) -> list[str]:
 def draw_deltas(plt, spread: pd.DataFrame, sig: pd.DataFrame, seeds: dict[str, int]):
     """Per cell: the point estimate with its interval (seed × item bootstrap, item bootstrap for one seed), and
     each seed's delta as a small dot; rows are the prompt language, columns the benchmarks."""
-    conditions = sorted(spread["condition"].unique(), key=condition_key)
+    conditions = sorted(spread["condition"].unique(), key=condition_sort)
     sig = sig.copy()
     sig["prompt"] = prompt_of(sig["data"], sig["instr"])
     fig, axes = plt.subplots(len(PROMPTS), len(BENCHMARKS), figsize=(12, 7), sharex=True, squeeze=False)
@@ -311,4 +299,36 @@ def write_figures(folder: Path, vs: pd.DataFrame, runs: pd.DataFrame, sig: pd.Da
                           ("signflip_slopegraph", draw_signflips(plt, flips))):
             save(fig, folder, name)
             plt.close(fig)
+    return None
+
+
+def write_phase2_figure(folder: Path, vs: pd.DataFrame, conditions: list[str], design: phase2_results.Design) -> str | None:
+    """Phase 2: strict Δ vs baseline (pp, mean over data languages) per condition × benchmark, one panel per
+    prompt, the conditions in params' session order; returns why it was not written, or None."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "matplotlib is not installed: plots skipped (pin matplotlib to get plots/*.png)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams.update({"svg.hashsalt": "report", "font.size": 8})
+    folder.mkdir(parents=True, exist_ok=True)
+    conditions = [c for c in conditions if c != BASELINE]
+    prompts = vs.assign(prompt=[phase2_results.prompt_of(r, design) for _, r in vs.iterrows()])
+    width = 0.8 / len(design.benchmarks)
+    fig, axes = plt.subplots(1, len(phase2_results.PROMPTS), figsize=(10, 4), sharey=True)
+    for ax, prompt in zip(np.atleast_1d(axes), phase2_results.PROMPTS):
+        part = prompts[prompts["prompt"] == prompt]
+        for k, bench in enumerate(design.benchmarks):
+            means = part[part["benchmark"] == bench].groupby("condition")["delta_orig"].mean() * 100
+            ax.bar(np.arange(len(conditions)) + k * width, [means.get(c, np.nan) for c in conditions], width, label=bench)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_title(f"{prompt} prompt")
+        ax.set_xticks(np.arange(len(conditions)) + 0.4 - width / 2, [display_name(c) for c in conditions], rotation=90)
+    np.atleast_1d(axes)[0].set_ylabel("strict Δ vs baseline (pp)")
+    np.atleast_1d(axes)[0].legend()
+    fig.tight_layout()
+    fig.savefig(folder / "deltas_vs_baseline.png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
     return None
