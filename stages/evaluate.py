@@ -59,8 +59,11 @@ from stages.lib.evaluation.backends import eval_packages, load_backend
 from stages.lib.evaluation.grid import PHASE2_PROMPTS, Job, Session, jobs, session_of
 from stages.lib.evaluation.resume import RESUME_ROOT, load_finished, resume_dir
 from stages.lib.evaluation.workers import parse_worker, run_workers, worker_jobs
-from stages.lib.tasks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
+from stages.lib.tasks import (
+    Benchmark, BenchmarkError, Example, benchmark_extractor, definition_files, find_benchmark, load_examples,
+)
 from stages.lib.params import Evaluate, ParamsError, Params, load_params
+from stages.lib.paths import result_file_name
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.served import ServedError
 
@@ -72,7 +75,7 @@ def score_cell(backend, benchmark: Benchmark, job: Job, examples: Sequence[Examp
     """One cell: its published rows (the configured extractor) and, where the benchmark has choices,
     the log-likelihood picks. Phase 3 rows also carry ``template`` and ``instruction_lang``."""
     prompts = [benchmark.render(evaluate.protocol, job.wording, job.instr_lang, e.fields) for e in examples]
-    extractor = extractors.get_extractor(evaluate.extractor, benchmark.name)
+    extractor = extractors.get_extractor(evaluate.extractor, benchmark.extractor_key)
     tokens = evaluate.max_new_tokens.get(benchmark.name, evaluate.max_new_tokens["default"])
     raw_outputs = backend.generate(prompts, tokens)
     rows = []
@@ -113,7 +116,8 @@ def phase2_body(cells: dict[str, list[dict]], skip_empty_xnli: bool) -> dict:
 def identity(params: Params, session: Session, base_dir: Path, models_dir: Path, fixtures_dir: Path | None) -> dict:
     """Everything that decides this session's outputs (eval_config.json, and the resume key)."""
     evaluate = params.evaluate.model_dump(mode="json")
-    for how_not_what in ("sessions", "processes", "split_by"):  # they decide no byte of the outputs
+    for how_not_what in ("sessions", "processes", "split_by", "tasks_dirs"):  # they decide no byte of the outputs
+        # (tasks_dirs: where definitions are found; their sha256 are benchmark_definitions below)
         evaluate.pop(how_not_what)
     served = evaluate.pop("served")  # the served backend's model names and protocol; not where or how fast
     if params.evaluate.backend == "served":
@@ -130,7 +134,7 @@ def identity(params: Params, session: Session, base_dir: Path, models_dir: Path,
         if not weights.is_file():
             raise EvaluateError(f"{session.id}: adapter {weights} does not exist; run `dvc repro train@{session.id}`")
         adapter = {"path": session.adapter, "sha256": file_sha256(weights)}
-    definitions = {p.stem: file_sha256(p) for p in definition_files(params.evaluate.benchmarks)}
+    definitions = {p.stem: file_sha256(p) for p in definition_files(params.evaluate.benchmarks, params.evaluate.tasks_dirs)}
     data = {}
     if fixtures_dir is not None:
         data = {
@@ -149,7 +153,7 @@ def identity(params: Params, session: Session, base_dir: Path, models_dir: Path,
         "benchmark_data": data,
         "extractor": {
             "name": params.evaluate.extractor,
-            "version": extractors.get_extractor(params.evaluate.extractor, params.evaluate.benchmarks[0]).version,
+            "version": benchmark_extractor(params.evaluate.extractor, params.evaluate.benchmarks[0], params.evaluate.tasks_dirs).version,
             "source_sha256": extractors.source_sha256(),
         },
     }
@@ -179,7 +183,7 @@ def evaluate_session(
     fixtures_dir = Path(evaluate.fixtures_dir) if evaluate.source == "fixtures" else None
     record = identity(params, session, base_dir, models_dir, fixtures_dir)
 
-    benchmarks = {name: load_benchmark(name) for name in evaluate.benchmarks}
+    benchmarks = {name: find_benchmark(name, evaluate.tasks_dirs) for name in evaluate.benchmarks}
     wordings = evaluate.templates
     for name, benchmark in benchmarks.items():
         for wording in wordings:
@@ -253,9 +257,9 @@ def evaluate_session(
         keyed = [job for job in grid if job.group == wording]
         body = results.results_body({job.cell_key: finished[job.key]["rows"] for job in keyed})
         smoke = evaluate.n_samples
-        results.write_body(out / results.file_name(session.condition, session.seed, "results", wording, smoke), body)
+        results.write_body(out / result_file_name(session.condition, session.seed, "results", wording, smoke), body)
         results.write_body(
-            out / results.file_name(session.condition, session.seed, "summary", wording, smoke), results.summary_body(body)
+            out / result_file_name(session.condition, session.seed, "summary", wording, smoke), results.summary_body(body)
         )
         picks = {job.cell_key: finished[job.key]["loglik"] for job in keyed if finished[job.key]["loglik"] is not None}
         if picks:
@@ -265,7 +269,7 @@ def evaluate_session(
                 "choices": {name: list(b.choices) for name, b in benchmarks.items() if b.choices},
             }
             results.write_body(
-                out / results.file_name(session.condition, session.seed, "summary_loglik", wording, smoke),
+                out / result_file_name(session.condition, session.seed, "summary_loglik", wording, smoke),
                 results.loglik_body(picks, golds, metadata),
             )
     # the resolved params (sessions aside) are record["evaluate"]; content_provenance's "params" would repeat them

@@ -69,7 +69,7 @@ def build_index(args: argparse.Namespace) -> tuple[Index, dict]:
         return discover_published(args.published), {"mode": "published"}
     params = load_params(args.params)
     templates = params.evaluate.templates
-    return expected_from_params(params.runs, args.eval_dir, templates, args.reparsed_dir, params.phase), {
+    return expected_from_params(params.evaluate.sessions, args.eval_dir, templates, args.reparsed_dir, params.phase), {
         "mode": "params", "runs": {k: v.model_dump(mode="json") for k, v in sorted(params.runs.items())}}
 
 

@@ -19,7 +19,7 @@ Row inputs (:func:`stages.lib.results_index.load_rows`): one row per example, co
 seed, template, benchmark, data_lang, instr_lang, gold, raw_output`` in dataset order (ties of
 "most common" go to the answer seen first, as ``Counter.most_common`` does). Cell inputs: the
 report's runs (``acc_refined``, ``n``). Conditions are recognised by number, language and size
-(``condition_info``), so the project's longer names (``condition-5-zh-5k-c4ai-aya-expanse-32b``)
+(``paths.condition_parts``), so the project's longer names (``condition-5-zh-5k-c4ai-aya-expanse-32b``)
 take the roles of the published ones.
 
 Kept as the original: the XNLI and SIB-200 breakdowns cover the original's default condition sets
@@ -39,7 +39,8 @@ from typing import Iterable
 import pandas as pd
 
 from stages.lib import extractors
-from stages.lib.results_index import BASELINE, ReportError, condition_info, condition_sort
+from stages.lib.paths import condition_parts
+from stages.lib.results_index import BASELINE, ReportError, condition_sort
 
 SIB200_CATEGORIES = extractors.SIB200_CATEGORIES
 XNLI_LABELS = extractors.XNLI_LABELS  # entailment, contradiction, neutral: the original's slice order
@@ -86,7 +87,7 @@ OUTPUTS = {  # report file name -> (analysis, FOUR_DP key)
 
 def role(condition: str) -> tuple:
     """(number, lang, tier) of a condition; the baseline is (0, None, None)."""
-    info = condition_info(condition)
+    info = condition_parts(condition)
     return (info["number"], info["lang"], info["tier"])
 
 
