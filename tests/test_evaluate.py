@@ -55,7 +55,19 @@ def workspace(tmp_path_factory, request):
                                             len(tokenizer), 3, tokenizer),
                                 LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     peft_model.save_pretrained(root / "models" / "tiny-aya-base" / RUN)
+    record_trained(root, RUN)
     return root, params, losses
+
+
+def record_trained(root, run_id, folder=None):
+    """What train@<run_id> records beside the adapter it saved in models/tiny-aya-base/<folder or run_id>:
+    metrics/train/<run_id>/summary.json with the weights' sha256 (the evaluate stage checks it)."""
+    from stages.lib.provenance import write_json
+    from stages.lib.training.records import run_summary
+
+    out = root / "models" / "tiny-aya-base" / (folder or run_id)
+    summary = run_summary(run_id, out, root / "models", {"train_loss": None}, {"steps": 0, "rows": 0, "tokens": 0})
+    write_json(root / "metrics" / "train" / run_id / "summary.json", summary)
 
 
 def run_session(workspace, session, out_name, **kwargs):

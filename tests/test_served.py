@@ -35,7 +35,7 @@ from stages.base import build_model, train_tokenizer
 from stages.lib.params import ParamsError, parse_params
 from stages.lib.pretrain import training_items
 from stages.lib.served import ServedError
-from test_evaluate import RUN, params_for
+from test_evaluate import RUN, params_for, record_trained
 
 CONFIG = {"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512}
 SECRET = "sk-served-test-0123456789"
@@ -63,6 +63,7 @@ def tiny(tmp_path_factory, request):
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(build_model(CONFIG, len(tokenizer), 3, tokenizer), lora).save_pretrained(
         root / "models" / "tiny-aya-base" / RUN)
+    record_trained(root, RUN)
     merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir),
                                        root / "models" / "tiny-aya-base" / RUN).merge_and_unload()
     merged.save_pretrained(root / "merged" / RUN)
