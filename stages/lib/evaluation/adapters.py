@@ -74,10 +74,13 @@ def check_loaded(model, weights: Path, session_id: str) -> None:
     """Every tensor of ``weights`` is in the loaded PEFT model, with the same values (cast to the model's dtype)."""
     import torch
     from peft.utils import get_peft_model_state_dict
+    from peft.utils.constants import EMBEDDING_LAYER_NAMES
     from safetensors.torch import load_file
 
     saved = load_file(weights)
-    loaded = get_peft_model_state_dict(model)
+    # explicit, so that PEFT's "auto" never looks for the base's config (on the Hub, for a repo id)
+    embeddings = any(layer in name for name in saved for layer in EMBEDDING_LAYER_NAMES)
+    loaded = get_peft_model_state_dict(model, save_embedding_layers=embeddings)
     missing = sorted(set(saved) - set(loaded))
     if missing:
         raise EvaluateError(f"{session_id}: the loaded model has no place for {len(missing)} of the {len(saved)} tensors "
