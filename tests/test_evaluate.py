@@ -59,6 +59,18 @@ def workspace(tmp_path_factory, request):
     return root, params, losses
 
 
+def random_base(root, params, repo_root, config=None):
+    """An untrained tiny base in root/models/base, its tokenizer trained on the grid's prompts; returns the tokenizer."""
+    e = params.evaluate
+    items = training_items(e.benchmarks, e.data_langs, e.instr_langs, e.protocol, e.templates, repo_root / e.fixtures_dir,
+                           e.anchor_lang)
+    tokenizer = train_tokenizer((i.prompt + i.answer for i in items), 400, 0, 512)
+    config = config or {"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512}
+    build_model(config, len(tokenizer), 3, tokenizer).save_pretrained(root / "models" / "base")
+    tokenizer.save_pretrained(root / "models" / "base")
+    return tokenizer
+
+
 def record_trained(root, run_id, folder=None):
     """What train@<run_id> records beside the adapter it saved in models/tiny-aya-base/<folder or run_id>:
     metrics/train/<run_id>/summary.json with the weights' sha256 (the evaluate stage checks it)."""

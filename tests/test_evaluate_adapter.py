@@ -11,11 +11,10 @@ import pytest
 import torch
 
 from stages import evaluate as ev
-from stages.base import build_model, train_tokenizer
+from stages.base import build_model
 from stages.lib.evaluation.adapters import check_loaded
-from stages.lib.pretrain import training_items
 from stages.lib.provenance import file_sha256, write_json
-from test_evaluate import params_for, record_trained
+from test_evaluate import params_for, random_base, record_trained
 
 A, B = "condition-2-ur-5k-seed42", "condition-2-ur-5k-seed123"
 CONFIG = {"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512}
@@ -32,13 +31,7 @@ def tiny(tmp_path_factory, request):
 
     repo_root = request.config.rootpath
     root = tmp_path_factory.mktemp("adapter-check")
-    e = small_grid(repo_root).evaluate
-    items = training_items(e.benchmarks, e.data_langs, e.instr_langs, e.protocol, e.templates,
-                           repo_root / e.fixtures_dir, e.anchor_lang)
-    tokenizer = train_tokenizer((i.prompt + i.answer for i in items), 400, 0, 512)
-    torch.manual_seed(0)
-    build_model(CONFIG, len(tokenizer), 3, tokenizer).save_pretrained(root / "models" / "base")
-    tokenizer.save_pretrained(root / "models" / "base")
+    tokenizer = random_base(root, small_grid(repo_root), repo_root, CONFIG)
     for seed, run in ((1, A), (2, B)):
         model = build_model(CONFIG, len(tokenizer), 3, tokenizer)  # seeds torch itself
         torch.manual_seed(seed)
