@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stages.lib import results
+from stages.lib.paths import BASELINE
 from stages.lib.evaluation import EvaluateError
 from stages.lib.evaluation.grid import Session
 from stages.lib.provenance import file_sha256
@@ -52,7 +52,7 @@ def recorded_sha256(session: Session, folder: Path, train_metrics: Path) -> tupl
 
 def checked_adapter(session: Session, models_dir: Path, train_metrics: Path) -> dict | None:
     """``{"path", "sha256"}`` of the adapter the session loads (None for the baseline), or an EvaluateError."""
-    if session.id == results.BASELINE:
+    if session.id == BASELINE:
         return None
     if not session.adapter:
         raise EvaluateError(f"{session.id}: a run's session with no adapter would score the base model")
