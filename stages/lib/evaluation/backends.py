@@ -15,6 +15,7 @@ from typing import Sequence
 
 from stages.lib.base_weights import base_source
 from stages.lib.evaluation import EvaluateError
+from stages.lib.evaluation.adapters import check_loaded
 from stages.lib.evaluation.grid import Session
 from stages.lib.loading import load_adapter, load_causal_lm, load_tokenizer, nf4_config, require_safetensors
 from stages.lib.params import Evaluate, Params
@@ -312,6 +313,7 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
     if session.adapter:
         # exactly as the seed card loads a published adapter (safetensors only)
         model = load_adapter(model, models_dir, session.adapter)
+        check_loaded(model, models_dir / session.adapter / "adapter_model.safetensors", session.id)
     if not evaluate.load_in_4bit and torch.cuda.is_available():
         model = model.to("cuda")
     model.eval()
