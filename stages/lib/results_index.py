@@ -32,7 +32,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib import paths, reparse_core, results
+from stages.lib import paths, reparse_core, results, tasks
 from stages.lib.errors import StageError
 
 KINDS = ("results", "summary", "summary_reparsed", "summary_loglik")
@@ -66,10 +66,10 @@ class Grid:
     @classmethod
     def of(cls, evaluate) -> "Grid":
         """params' ``evaluate`` grid, laid out in the published tables' order where they name a benchmark
-        or language, the others after them in params' order."""
+        or language, the others after them by name (the order stages/lib/paper_order.py sorts every table in)."""
         def order(names: Sequence[str], published: Sequence[str]) -> tuple[str, ...]:
             known = [n for n in published if n in names]
-            return tuple(known + [n for n in names if n not in known])
+            return tuple(known + sorted(n for n in set(names) if n not in known))
 
         langs = list(dict.fromkeys([*evaluate.data_langs, *evaluate.instr_langs]))
         templates = tuple(int(t.removeprefix("template")) for t in evaluate.templates if t.startswith("template"))
@@ -83,6 +83,10 @@ class Grid:
         for lang in (cell.data_lang, cell.instr_lang):
             if lang not in self.langs:
                 raise ReportError(f"{path}: cell {cell.key!r}: language {lang!r} is not one of the study's {', '.join(self.langs)}")
+
+    def title(self, benchmark: str) -> str:
+        """The benchmark's name in tables and figures: its definition's ``title``."""
+        return tasks.find_benchmark(benchmark, self.task_dirs).title
 
     def session_instr_langs(self, condition: str) -> tuple[str, ...]:
         lang = paths.condition_parts(condition)["lang"]
@@ -417,16 +421,11 @@ def load_sessions(sessions: Sequence[Session], *, jobs: int = 1, with_rows: bool
 
 
 def sort_runs(frame: pd.DataFrame, grid: Grid = PUBLISHED) -> pd.DataFrame:
-    keys = pd.DataFrame({
-        "c": frame["condition"].map(condition_sort),
-        "s": frame["seed"].map(seed_sort_key),
-        "b": frame["benchmark"].map(grid.benchmarks.index),
-        "d": frame["data_lang"].map(grid.langs.index),
-        "i": frame["instr_lang"].map(grid.langs.index),
-    })
-    order = sorted(range(len(frame)), key=lambda i: (keys["c"].iat[i], keys["s"].iat[i], frame["template"].iat[i],
-                                                      keys["b"].iat[i], keys["d"].iat[i], keys["i"].iat[i]))
-    return frame.iloc[order].reset_index(drop=True)
+    """Runs in the study's order: condition, seed (numerically), template, benchmark, data and instruction language."""
+    from stages.lib.paper_order import sort_rows  # paper_order reads the study's order from this module
+
+    return sort_rows(frame, ["condition", "seed", "template", "benchmark", "data_lang", "instr_lang"], grid.benchmarks,
+                     keys={"seed": seed_sort_key})
 
 
 def expected_cells(condition: str, benchmarks: Iterable[str] | None = None, grid: Grid = PUBLISHED) -> list[tuple]:
