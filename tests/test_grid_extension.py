@@ -213,3 +213,13 @@ def test_the_published_study_grid_still_rejects_the_fifth_language(extended, tmp
     path.write_text(json.dumps({"summary": {"template1_xnli_data=fr_instr=en_acc": 0.5}, "parse_failure_rates": {}}))
     with pytest.raises(ReportError, match="language 'fr' is not one of the study's en, es, zh, ur"):
         load_session(Session("baseline", "none", "template1", {"summary": path}))
+
+
+def test_the_paper_tables_average_over_the_published_grid_only():
+    from stages.lib.phase3_report import in_paper_grid
+
+    vs = pd.DataFrame({"benchmark": ["xnli", "xnli", "quiz", "xnli"], "data_lang": ["en", "fr", "en", "es"],
+                       "instr_lang": ["en", "en", "en", "fr"], "delta_rep": [0.1, 0.9, 0.9, 0.9]})
+    assert in_paper_grid(vs)["delta_rep"].tolist() == [0.1]
+    published = vs.iloc[[0]]
+    assert in_paper_grid(published) is published  # the published grid: the frame itself, unchanged

@@ -30,8 +30,18 @@ def write_analyses(folder: Path, sessions, runs: pd.DataFrame, *, jobs: int, wit
         write_table(folder / name, frame, {c: 4 for c in analyses.FOUR_DP[analyses.OUTPUTS[name]]})
 
 
+def in_paper_grid(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the published study's benchmarks and languages: the paper's tables average over their cells
+    only, so a benchmark or language params add is in every other table and figure, never inside a paper mean."""
+    keep = (frame["benchmark"].isin(PUBLISHED.benchmarks) & frame["data_lang"].isin(PUBLISHED.langs)
+            & frame["instr_lang"].isin(PUBLISHED.langs))
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
 def write_paper_tables(out: Path, complete: pd.DataFrame, vs: pd.DataFrame) -> int:
-    """``tables.tex`` and ``tables/<label>.csv``; returns how many tables."""
+    """``tables.tex`` and ``tables/<label>.csv`` of the published study's grid (:func:`in_paper_grid`);
+    returns how many tables."""
+    complete, vs = in_paper_grid(complete), in_paper_grid(vs)
     is_base = complete["condition"] == BASELINE
     base = complete[is_base][frames.PAIR].copy()
     base["orig"] = complete.loc[is_base, "acc_strict"].round(4).to_numpy()

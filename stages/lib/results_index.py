@@ -2,7 +2,7 @@
 
 The published experiments repository (and the evaluate stage) lay results out as
 ``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N>_<kind>_<template>.json``
-(evaluation-protocol.md §2) with ``kind`` one of ``results`` (raw rows and the strict summary),
+(stages/lib/paths.py holds the rule) with ``kind`` one of ``results`` (raw rows and the strict summary),
 ``summary`` (strict), ``summary_reparsed`` (refined) and ``summary_loglik`` (log-likelihood
 accuracies, written by our evaluate stage). Two ways to say which files to read:
 
@@ -95,8 +95,8 @@ class Grid:
         return (self.anchor_lang, lang)
 
 
-# The published study (evaluation-protocol.md 1.1): its tables list SIB-200, XNLI, X-CSQA, Belebele and
-# en, es, zh, ur (resource tier descending); evaluate looped over instruction languages en, zh, es, ur.
+# The published study: its tables list SIB-200, XNLI, X-CSQA, Belebele and en, es, zh, ur (resource tier
+# descending); its evaluate looped over the instruction languages en, zh, es, ur, with two template wordings.
 PUBLISHED = Grid(("sib200", "xnli", "csqa", "belebele"), ("en", "es", "zh", "ur"), ("en", "zh", "es", "ur"), (1, 2))
 BENCHMARKS, LANGS, TEMPLATES = PUBLISHED.benchmarks, PUBLISHED.langs, PUBLISHED.templates  # the paper's tables
 
@@ -429,7 +429,8 @@ def sort_runs(frame: pd.DataFrame, grid: Grid = PUBLISHED) -> pd.DataFrame:
 
 
 def expected_cells(condition: str, benchmarks: Iterable[str] | None = None, grid: Grid = PUBLISHED) -> list[tuple]:
-    """(template, benchmark, data, instr) of a full session of ``condition`` (evaluation-protocol.md 1.1)."""
+    """(template, benchmark, data, instr) of a full session of ``condition``: every template, benchmark and data
+    language of ``grid``, prompted in the instruction languages the condition's runs are (:meth:`Grid.session_instr_langs`)."""
     return [(t, b, d, i) for t in grid.templates for b in (grid.benchmarks if benchmarks is None else benchmarks)
             for d in grid.langs for i in grid.session_instr_langs(condition)]
 
