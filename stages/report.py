@@ -60,17 +60,19 @@ from typing import Sequence
 from stages.lib import phase2_report, phase3_report, report_outputs, stats
 from stages.lib.errors import exit_stage
 from stages.lib.params import ParamsError, load_params
-from stages.lib.results_index import Index, ReportError, discover_published, expected_from_params
+from stages.lib.results_index import PUBLISHED, Grid, Index, ReportError, discover_published, expected_from_params
 
 
-def build_index(args: argparse.Namespace) -> tuple[Index, dict]:
-    """The results files to read and, for provenance, where that list came from."""
+def build_index(args: argparse.Namespace) -> tuple[Index, dict, Grid]:
+    """The results files to read, where that list came from (for provenance) and the grid of cells they hold:
+    params' benchmarks and languages, or the published study's for a snapshot."""
     if args.published:
-        return discover_published(args.published), {"mode": "published"}
+        return discover_published(args.published), {"mode": "published"}, PUBLISHED
     params = load_params(args.params)
     templates = params.evaluate.templates
-    return expected_from_params(params.evaluate.sessions, args.eval_dir, templates, args.reparsed_dir, params.phase), {
-        "mode": "params", "runs": {k: v.model_dump(mode="json") for k, v in sorted(params.runs.items())}}
+    index = expected_from_params(params.evaluate.sessions, args.eval_dir, templates, args.reparsed_dir, params.phase)
+    return index, {"mode": "params", "runs": {k: v.model_dump(mode="json") for k, v in sorted(params.runs.items())}}, \
+        Grid.of(params.evaluate)
 
 
 def options_of(args: argparse.Namespace) -> report_outputs.Options:
@@ -86,8 +88,8 @@ def run_report(args: argparse.Namespace, err=None, into: Path | None = None) -> 
     out = into or Path(args.out)
     if args.params and (params := load_params(args.params)).phase == "phase2":
         return phase2_report.write_report(out, params, args.params, args.eval_dir, options_of(args), err)
-    index, source = build_index(args)
-    return phase3_report.write_report(out, index, source, options_of(args), err)
+    index, source, grid = build_index(args)
+    return phase3_report.write_report(out, index, source, options_of(args), err, grid)
 
 
 def build_parser() -> argparse.ArgumentParser:

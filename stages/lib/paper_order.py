@@ -9,7 +9,7 @@ sorts after the study's, and the pooled language ``ALL`` before them. Every othe
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
@@ -39,8 +39,10 @@ def column_key(column: str, benchmarks: Sequence[str] = BENCHMARKS) -> Callable:
     return lambda value: value
 
 
-def sort_rows(frame: pd.DataFrame, columns: Sequence[str], benchmarks: Sequence[str] = BENCHMARKS) -> pd.DataFrame:
-    """``frame``'s rows ordered by ``columns`` in turn, each in the study's order; ties keep their order."""
-    keys = [[column_key(c, benchmarks)(v) for v in frame[c].tolist()] for c in columns]
-    order = sorted(range(len(frame)), key=lambda i: tuple(k[i] for k in keys))
+def sort_rows(frame: pd.DataFrame, columns: Sequence[str], benchmarks: Sequence[str] = BENCHMARKS,
+              keys: Mapping[str, Callable] | None = None) -> pd.DataFrame:
+    """``frame``'s rows ordered by ``columns`` in turn, each in the study's order (or by ``keys[column]``
+    where given); ties keep their order."""
+    ranks = [[(keys or {}).get(c, column_key(c, benchmarks))(v) for v in frame[c].tolist()] for c in columns]
+    order = sorted(range(len(frame)), key=lambda i: tuple(r[i] for r in ranks))
     return frame.iloc[order].reset_index(drop=True)

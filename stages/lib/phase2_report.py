@@ -26,7 +26,7 @@ from stages.lib.results_index import RUN_COLUMNS, ReportError
 PHASE2_RUN_COLUMNS = RUN_COLUMNS + ["n", "acc_strict", "pf_strict"]
 PHASE2_TABLES_TEX = (
     "% Phase 2 (params.yaml phase: phase2) has no paper tables: the paper's 22 tables are Phase 3's.\n"
-    "% Its headline table (phase2-protocol.md section 9) is tables/phase2_summary.tsv.\n"
+    "% Its headline table (the published Phase 2 summary's accuracy table) is tables/phase2_summary.tsv.\n"
 )
 
 

@@ -18,18 +18,30 @@ from stages.lib import report_frames as frames
 from stages.lib.provenance import write_json
 from stages.lib.report_outputs import MAX_LISTED, Options, provenance, relative, write_comparisons, write_table
 from stages.lib.report_significance import significance
-from stages.lib.results_index import BASELINE, ROW_COLUMNS, RUN_COLUMNS, Index, ReportError, load_rows, load_sessions
+from stages.lib.results_index import (BASELINE, PUBLISHED, ROW_COLUMNS, RUN_COLUMNS, Grid, Index, ReportError, load_rows,
+                                      load_sessions)
 
 
-def write_analyses(folder: Path, sessions, runs: pd.DataFrame, *, jobs: int, with_rows: bool) -> None:
-    """The original's four published analyses (stages/lib/analyses.py); without rows, their headers only."""
-    rows = load_rows(sessions, ("xnli", "sib200"), jobs=jobs) if with_rows else pd.DataFrame(columns=ROW_COLUMNS)
+def write_analyses(folder: Path, sessions, runs: pd.DataFrame, *, jobs: int, with_rows: bool, grid: Grid = PUBLISHED) -> None:
+    """The original's four published analyses (stages/lib/analyses.py); without rows, their headers only.
+    They are the published study's: of XNLI and SIB-200 only, any language of ``grid``."""
+    rows = load_rows(sessions, ("xnli", "sib200"), jobs=jobs, grid=grid) if with_rows else pd.DataFrame(columns=ROW_COLUMNS)
     for name, frame in analyses.all_analyses(rows, runs).items():
         write_table(folder / name, frame, {c: 4 for c in analyses.FOUR_DP[analyses.OUTPUTS[name]]})
 
 
+def in_paper_grid(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the published study's benchmarks and languages: the paper's tables average over their cells
+    only, so a benchmark or language params add is in every other table and figure, never inside a paper mean."""
+    keep = (frame["benchmark"].isin(PUBLISHED.benchmarks) & frame["data_lang"].isin(PUBLISHED.langs)
+            & frame["instr_lang"].isin(PUBLISHED.langs))
+    return frame if keep.all() else frame[keep].reset_index(drop=True)
+
+
 def write_paper_tables(out: Path, complete: pd.DataFrame, vs: pd.DataFrame) -> int:
-    """``tables.tex`` and ``tables/<label>.csv``; returns how many tables."""
+    """``tables.tex`` and ``tables/<label>.csv`` of the published study's grid (:func:`in_paper_grid`);
+    returns how many tables."""
+    complete, vs = in_paper_grid(complete), in_paper_grid(vs)
     is_base = complete["condition"] == BASELINE
     base = complete[is_base][frames.PAIR].copy()
     base["orig"] = complete.loc[is_base, "acc_strict"].round(4).to_numpy()
@@ -42,18 +54,19 @@ def write_paper_tables(out: Path, complete: pd.DataFrame, vs: pd.DataFrame) -> i
     return len(tables)
 
 
-def write_report(out: Path, index: Index, source: dict, options: Options, err=None) -> int:
-    """The report of ``index``'s sessions into ``out``; ``source`` says where the index came from (provenance)."""
+def write_report(out: Path, index: Index, source: dict, options: Options, err=None, grid: Grid = PUBLISHED) -> int:
+    """The report of ``index``'s sessions into ``out``; ``source`` says where the index came from (provenance),
+    ``grid`` which benchmarks and languages its cells may name (params' grid, or the published study's)."""
     err = err or sys.stderr
     for notice in index.notices:
         print(f"report: {notice}", file=err)
-    runs, correct, notes = load_sessions(index.sessions, jobs=options.jobs, with_rows=not options.no_rows)
+    runs, correct, notes = load_sessions(index.sessions, jobs=options.jobs, with_rows=not options.no_rows, grid=grid)
     for note in notes:
         print(f"report: note: {note}", file=err)
     if runs.empty:
         raise ReportError(f"{index.root}: no results found")
 
-    missing = list(index.missing) + frames.missing_cells(runs, index, correct)
+    missing = list(index.missing) + frames.missing_cells(runs, index, correct, grid)
     complete, dropped = frames.complete_groups(runs)
     vs_all, no_base = frames.vs_baseline(runs)
     missing += dropped + no_base
@@ -63,24 +76,26 @@ def write_report(out: Path, index: Index, source: dict, options: Options, err=No
 
     out.mkdir(parents=True, exist_ok=True)
     sig = significance(complete, correct, original=options.original_statistics, boot_seed=options.bootstrap_seed,
-                       boot_resamples=options.bootstrap_resamples, err=err)
+                       boot_resamples=options.bootstrap_resamples, err=err, templates=grid.templates)
     write_comparisons(out, runs, vs_all, vs, sig, correct)
-    write_table(out / "scoring_comparison.tsv", frames.scoring_comparison(vs_all, keys),
+    write_table(out / "scoring_comparison.tsv", frames.scoring_comparison(vs_all, keys, grid.benchmarks),
                 {"delta_strict": 4, "delta_refined": 4, "delta_loglik": 4})
     run_cols = RUN_COLUMNS + ["n", "acc_strict", "acc_refined", "pf_strict", "pf_refined"]
     if runs["acc_loglik"].notna().any():
         run_cols += ["acc_loglik"]
     write_table(out / "runs.csv", runs[run_cols], sep=",")
-    write_json(out / "metrics.json", frames.metrics(complete, vs))
+    write_json(out / "metrics.json", frames.metrics(complete, vs, grid.benchmarks))
     n_tables = write_paper_tables(out, complete, vs)
-    write_analyses(out / "analyses", index.sessions, runs, jobs=options.jobs, with_rows=not options.no_rows)
+    write_analyses(out / "analyses", index.sessions, runs, jobs=options.jobs, with_rows=not options.no_rows,
+                   grid=grid)
 
-    plots = None if options.no_plots else figures.write_figures(out / "plots", vs, runs, sig, frames.conclusion_flips(vs_all))
+    plots = None if options.no_plots else figures.write_figures(out / "plots", vs, runs, sig, frames.conclusion_flips(vs_all),
+                                                           grid)
     if plots:
         print(f"report: {plots}", file=err)
 
     write_table(out / "missing.tsv", pd.DataFrame(missing, columns=frames.MISSING_COLUMNS))
-    lines = frames.missing_lines(missing)
+    lines = frames.missing_lines(missing, grid)
     for line in lines[:MAX_LISTED]:
         print(f"report: missing {line}", file=err)
     if len(lines) > MAX_LISTED:

@@ -16,7 +16,8 @@ import pandas as pd
 
 from stages.lib import stats
 from stages.lib.paper_order import sort_rows
-from stages.lib.results_index import BASELINE, BENCHMARKS, RUN_COLUMNS, Index, ReportError, expected_cells, seed_sort_key
+from stages.lib.results_index import (BASELINE, BENCHMARKS, PUBLISHED, RUN_COLUMNS, Grid, Index, ReportError, expected_cells,
+                                      seed_sort_key)
 
 CELL = ["benchmark", "data_lang", "instr_lang"]
 PAIR = ["template", *CELL]
@@ -32,8 +33,8 @@ SCORED = {"acc_strict": "no strict accuracy: the cell is absent from the _summar
           "acc_refined": "no refined accuracy: the cell has no rows in the _results_ and no _summary_reparsed_ entry"}
 
 
-def missing_cells(runs: pd.DataFrame, index: Index, correct: dict | None = None) -> list[dict]:
-    """Cells a loaded session should have (the evaluation grid) and does not, or has without one of its scorings;
+def missing_cells(runs: pd.DataFrame, index: Index, correct: dict | None = None, grid: Grid = PUBLISHED) -> list[dict]:
+    """Cells a loaded session should have (``grid``) and does not, or has without one of its scorings;
     with ``correct`` (per-example rows were read), cells whose ``_results_`` file has no rows for them."""
     rows = []
     for session in index.sessions:
@@ -49,7 +50,7 @@ def missing_cells(runs: pd.DataFrame, index: Index, correct: dict | None = None)
                 gaps.append("no per-example rows in the _results_ file (left out of McNemar and the paired bootstrap)")
             rows += [{"what": "scoring", **where, "detail": detail} for detail in gaps]
         try:
-            wanted = expected_cells(session.condition)
+            wanted = expected_cells(session.condition, grid=grid)
         except ReportError:
             continue  # a name outside the study's grid: nothing to compare against
         if session.template != "all":
@@ -86,7 +87,7 @@ def complete_groups(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[dict]]:
     return runs[ok].reset_index(drop=True), dropped
 
 
-def missing_lines(missing: list[dict]) -> list[str]:
+def missing_lines(missing: list[dict], grid: Grid = PUBLISHED) -> list[str]:
     """stderr's view of missing.tsv: one line per session for absent cells, a benchmark absent whole said once."""
     lines, cells = [], {}
     for row in missing:
@@ -96,9 +97,10 @@ def missing_lines(missing: list[dict]) -> list[str]:
         where = " ".join(f"{k}={row[k]}" for k in MISSING_COLUMNS[1:7] if row.get(k) not in (None, ""))
         lines.append(f"{row['what']}: {where}: {row['detail']}")
     for (condition, seed, template), rows in cells.items():
-        full = {b: len([c for c in expected_cells(condition) if c[1] == b and f"template{c[0]}" == template]) for b in BENCHMARKS}
+        full = {b: len([c for c in expected_cells(condition, grid=grid) if c[1] == b and f"template{c[0]}" == template])
+                for b in grid.benchmarks}
         parts = []
-        for bench in BENCHMARKS:
+        for bench in grid.benchmarks:
             mine = [r for r in rows if r["benchmark"] == bench]
             if mine and len(mine) == full[bench] and template != "all":
                 parts.append(f"{bench} (all {len(mine)})")

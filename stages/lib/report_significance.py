@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ def significance_columns(original: bool) -> list[str]:
 
 
 def significance(complete: pd.DataFrame, correct: dict, *, original: bool, boot_seed: int, boot_resamples: int,
-                 err=None) -> pd.DataFrame:
+                 err=None, templates: Sequence[int] = TEMPLATES) -> pd.DataFrame:
     """Significance per (condition, cell) from the refined accuracies: the calibrated set, or the original's.
 
     ``original=True`` (``--original-statistics``): ``build_significance.py`` on 4-dp accuracies with its
@@ -68,7 +69,8 @@ def significance(complete: pd.DataFrame, correct: dict, *, original: bool, boot_
               f"{stats.N_EXAMPLES[benchmark]}: the tests use the rows scored", file=err or sys.stderr)
     if not original:
         seeds = runs.groupby("condition")["seed"].unique()
-        paired = [_paired(row, sorted(seeds[row.condition], key=seed_sort_key), correct, boot_seed, boot_resamples)
+        paired = [_paired(row, sorted(seeds[row.condition], key=seed_sort_key), correct, boot_seed, boot_resamples,
+                          templates)
                   for row in table.itertuples()]
         paired = pd.DataFrame(paired, columns=PAIRED_SIGNIFICANCE)
         counts = ["mcnemar_runs", "mcnemar_runs_p05", "signflip_items", "signflip_nonzero"]
@@ -79,7 +81,8 @@ def significance(complete: pd.DataFrame, correct: dict, *, original: bool, boot_
     return sort_rows(out, ["condition", "benchmark", "instr", "data"])[significance_columns(original)]
 
 
-def _paired(row, seeds: list[str], correct: dict, boot_seed: int, boot_resamples: int) -> dict:
+def _paired(row, seeds: list[str], correct: dict, boot_seed: int, boot_resamples: int,
+            templates: Sequence[int] = TEMPLATES) -> dict:
     """The per-item columns of one row: per-run McNemar count, sign-flip test, item and seed × item CIs.
 
     Item i's difference is the condition's share of right answers over its seed × template runs minus
@@ -87,10 +90,10 @@ def _paired(row, seeds: list[str], correct: dict, boot_seed: int, boot_resamples
     averaged within a seed). Without per-example rows (``--no-rows``) these are NaN with a note.
     """
     cell = (row.benchmark, row.data_lang, row.instr_lang)
-    base = [correct.get((BASELINE, "none", t, *cell)) for t in TEMPLATES]
-    cond = [[correct.get((row.condition, seed, t, *cell)) for t in TEMPLATES] for seed in seeds]
+    base = [correct.get((BASELINE, "none", t, *cell)) for t in templates]
+    cond = [[correct.get((row.condition, seed, t, *cell)) for t in templates] for seed in seeds]
     vectors = [v for v in base + sum(cond, []) if v is not None]
-    if len(vectors) < len(TEMPLATES) * (len(seeds) + 1):
+    if len(vectors) < len(templates) * (len(seeds) + 1):
         note = "no per-example rows" if not vectors else "per-example rows of some run missing"
         return {"signflip_note": note, "ci_note": note, "signflip_p": math.nan}
     if len({v.size for v in vectors}) > 1:

@@ -2,7 +2,7 @@
 
 The published experiments repository (and the evaluate stage) lay results out as
 ``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N>_<kind>_<template>.json``
-(evaluation-protocol.md §2) with ``kind`` one of ``results`` (raw rows and the strict summary),
+(stages/lib/paths.py holds the rule) with ``kind`` one of ``results`` (raw rows and the strict summary),
 ``summary`` (strict), ``summary_reparsed`` (refined) and ``summary_loglik`` (log-likelihood
 accuracies, written by our evaluate stage). Two ways to say which files to read:
 
@@ -32,7 +32,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib import paths, reparse_core, results
+from stages.lib import paths, reparse_core, results, tasks
 from stages.lib.errors import StageError
 
 KINDS = ("results", "summary", "summary_reparsed", "summary_loglik")
@@ -66,10 +66,10 @@ class Grid:
     @classmethod
     def of(cls, evaluate) -> "Grid":
         """params' ``evaluate`` grid, laid out in the published tables' order where they name a benchmark
-        or language, the others after them in params' order."""
+        or language, the others after them by name (the order stages/lib/paper_order.py sorts every table in)."""
         def order(names: Sequence[str], published: Sequence[str]) -> tuple[str, ...]:
             known = [n for n in published if n in names]
-            return tuple(known + [n for n in names if n not in known])
+            return tuple(known + sorted(n for n in set(names) if n not in known))
 
         langs = list(dict.fromkeys([*evaluate.data_langs, *evaluate.instr_langs]))
         templates = tuple(int(t.removeprefix("template")) for t in evaluate.templates if t.startswith("template"))
@@ -84,6 +84,10 @@ class Grid:
             if lang not in self.langs:
                 raise ReportError(f"{path}: cell {cell.key!r}: language {lang!r} is not one of the study's {', '.join(self.langs)}")
 
+    def title(self, benchmark: str) -> str:
+        """The benchmark's name in tables and figures: its definition's ``title``."""
+        return tasks.find_benchmark(benchmark, self.task_dirs).title
+
     def session_instr_langs(self, condition: str) -> tuple[str, ...]:
         lang = paths.condition_parts(condition)["lang"]
         if lang is None or lang == self.anchor_lang:
@@ -91,8 +95,8 @@ class Grid:
         return (self.anchor_lang, lang)
 
 
-# The published study (evaluation-protocol.md 1.1): its tables list SIB-200, XNLI, X-CSQA, Belebele and
-# en, es, zh, ur (resource tier descending); evaluate looped over instruction languages en, zh, es, ur.
+# The published study: its tables list SIB-200, XNLI, X-CSQA, Belebele and en, es, zh, ur (resource tier
+# descending); its evaluate looped over the instruction languages en, zh, es, ur, with two template wordings.
 PUBLISHED = Grid(("sib200", "xnli", "csqa", "belebele"), ("en", "es", "zh", "ur"), ("en", "zh", "es", "ur"), (1, 2))
 BENCHMARKS, LANGS, TEMPLATES = PUBLISHED.benchmarks, PUBLISHED.langs, PUBLISHED.templates  # the paper's tables
 
@@ -417,20 +421,16 @@ def load_sessions(sessions: Sequence[Session], *, jobs: int = 1, with_rows: bool
 
 
 def sort_runs(frame: pd.DataFrame, grid: Grid = PUBLISHED) -> pd.DataFrame:
-    keys = pd.DataFrame({
-        "c": frame["condition"].map(condition_sort),
-        "s": frame["seed"].map(seed_sort_key),
-        "b": frame["benchmark"].map(grid.benchmarks.index),
-        "d": frame["data_lang"].map(grid.langs.index),
-        "i": frame["instr_lang"].map(grid.langs.index),
-    })
-    order = sorted(range(len(frame)), key=lambda i: (keys["c"].iat[i], keys["s"].iat[i], frame["template"].iat[i],
-                                                      keys["b"].iat[i], keys["d"].iat[i], keys["i"].iat[i]))
-    return frame.iloc[order].reset_index(drop=True)
+    """Runs in the study's order: condition, seed (numerically), template, benchmark, data and instruction language."""
+    from stages.lib.paper_order import sort_rows  # paper_order reads the study's order from this module
+
+    return sort_rows(frame, ["condition", "seed", "template", "benchmark", "data_lang", "instr_lang"], grid.benchmarks,
+                     keys={"seed": seed_sort_key})
 
 
 def expected_cells(condition: str, benchmarks: Iterable[str] | None = None, grid: Grid = PUBLISHED) -> list[tuple]:
-    """(template, benchmark, data, instr) of a full session of ``condition`` (evaluation-protocol.md 1.1)."""
+    """(template, benchmark, data, instr) of a full session of ``condition``: every template, benchmark and data
+    language of ``grid``, prompted in the instruction languages the condition's runs are (:meth:`Grid.session_instr_langs`)."""
     return [(t, b, d, i) for t in grid.templates for b in (grid.benchmarks if benchmarks is None else benchmarks)
             for d in grid.langs for i in grid.session_instr_langs(condition)]
 
