@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     here = work / "eval-here"
     t = time.time()
     timing = ev.evaluate_session(params, RUN, out=here, base_dir=base_dir, models_dir=work / "models",
-                                 resume_root=work / "resume", progress=False)
+                                 resume_root=work / "resume", progress=False, train_metrics=work / "metrics")
     result["evaluate_here"] = {"seconds": round(time.time() - t, 2), "examples": timing["examples_run"]}
     import yaml
 
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.time()
     done = subprocess.run(
         [sys.executable, "-m", "stages.evaluate", "--session", RUN, "--params", str(work / "params.yaml"), "--base",
-         str(base_dir), "--models", str(work / "models"), "--out", str(cpu), "--no-progress",
+         str(base_dir), "--models", str(work / "models"), "--train-metrics", str(work / "metrics"), "--out", str(cpu), "--no-progress",
          "--resume-root", str(work / "resume-cpu")], cwd=work, env=env, capture_output=True, text=True,
     )
     if done.returncode != 0:

@@ -35,6 +35,10 @@ published layout (stages/lib/results.py): per template ``_results_``, ``_summary
 model and adapter identity, benchmark definitions and data, extractor version and source hash,
 package versions) and ``provenance.json`` (the git commit).
 
+A run's session scores that run's adapter or nothing (stages/lib/evaluation/adapters.py): the
+weights file's sha256 must be the one ``train@<run>`` recorded (``metrics/train/<run>/summary.json``;
+an imported adapter's ``import.json``), and once loaded the model must hold every tensor of it.
+
 Resumable (stages/lib/evaluation/resume.py): every finished cell is kept under
 ``logs/eval-resume/<session>/``, so a killed evaluation restarts at the first unfinished cell.
 More than one process (``evaluate.processes``): the cells are dealt to worker processes
@@ -55,12 +59,16 @@ from typing import Sequence
 from stages.lib import extractors, results
 from stages.lib.errors import exit_stage
 from stages.lib.evaluation import EvaluateError
+from stages.lib.evaluation.adapters import checked_adapter, default_train_metrics
 from stages.lib.evaluation.backends import eval_packages, load_backend
 from stages.lib.evaluation.grid import PHASE2_PROMPTS, Job, Session, jobs, session_of
 from stages.lib.evaluation.resume import RESUME_ROOT, load_finished, resume_dir
 from stages.lib.evaluation.workers import parse_worker, run_workers, worker_jobs
-from stages.lib.tasks import Benchmark, BenchmarkError, Example, definition_files, load_benchmark, load_examples
+from stages.lib.tasks import (
+    Benchmark, BenchmarkError, Example, benchmark_extractor, definition_files, find_benchmark, load_examples,
+)
 from stages.lib.params import Evaluate, ParamsError, Params, load_params
+from stages.lib.paths import result_file_name
 from stages.lib.provenance import content_provenance, file_sha256, write_json, write_provenance
 from stages.lib.served import ServedError
 
@@ -72,7 +80,7 @@ def score_cell(backend, benchmark: Benchmark, job: Job, examples: Sequence[Examp
     """One cell: its published rows (the configured extractor) and, where the benchmark has choices,
     the log-likelihood picks. Phase 3 rows also carry ``template`` and ``instruction_lang``."""
     prompts = [benchmark.render(evaluate.protocol, job.wording, job.instr_lang, e.fields) for e in examples]
-    extractor = extractors.get_extractor(evaluate.extractor, benchmark.name)
+    extractor = extractors.get_extractor(evaluate.extractor, benchmark.extractor_key)
     tokens = evaluate.max_new_tokens.get(benchmark.name, evaluate.max_new_tokens["default"])
     raw_outputs = backend.generate(prompts, tokens)
     rows = []
@@ -110,10 +118,12 @@ def phase2_body(cells: dict[str, list[dict]], skip_empty_xnli: bool) -> dict:
 # --------------------------------------------------------------------------- the stage
 
 
-def identity(params: Params, session: Session, base_dir: Path, models_dir: Path, fixtures_dir: Path | None) -> dict:
+def identity(params: Params, session: Session, base_dir: Path, models_dir: Path, fixtures_dir: Path | None,
+             train_metrics: Path | None = None) -> dict:
     """Everything that decides this session's outputs (eval_config.json, and the resume key)."""
     evaluate = params.evaluate.model_dump(mode="json")
-    for how_not_what in ("sessions", "processes", "split_by"):  # they decide no byte of the outputs
+    for how_not_what in ("sessions", "processes", "split_by", "tasks_dirs"):  # they decide no byte of the outputs
+        # (tasks_dirs: where definitions are found; their sha256 are benchmark_definitions below)
         evaluate.pop(how_not_what)
     served = evaluate.pop("served")  # the served backend's model names and protocol; not where or how fast
     if params.evaluate.backend == "served":
@@ -123,14 +133,9 @@ def identity(params: Params, session: Session, base_dir: Path, models_dir: Path,
     else:
         base = {"kind": "hub", "repo": params.base.repo, "revision": params.base.revision}
     base["tokenizer_sha256"] = file_sha256(base_dir / "tokenizer.json")
-    adapter = None
-    if session.adapter:
-        folder = models_dir / session.adapter
-        weights = folder / "adapter_model.safetensors"
-        if not weights.is_file():
-            raise EvaluateError(f"{session.id}: adapter {weights} does not exist; run `dvc repro train@{session.id}`")
-        adapter = {"path": session.adapter, "sha256": file_sha256(weights)}
-    definitions = {p.stem: file_sha256(p) for p in definition_files(params.evaluate.benchmarks)}
+    # the run's own adapter, as recorded when it was trained or imported (stages/lib/evaluation/adapters.py)
+    adapter = checked_adapter(session, models_dir, default_train_metrics(models_dir) if train_metrics is None else train_metrics)
+    definitions = {p.stem: file_sha256(p) for p in definition_files(params.evaluate.benchmarks, params.evaluate.tasks_dirs)}
     data = {}
     if fixtures_dir is not None:
         data = {
@@ -149,7 +154,7 @@ def identity(params: Params, session: Session, base_dir: Path, models_dir: Path,
         "benchmark_data": data,
         "extractor": {
             "name": params.evaluate.extractor,
-            "version": extractors.get_extractor(params.evaluate.extractor, params.evaluate.benchmarks[0]).version,
+            "version": benchmark_extractor(params.evaluate.extractor, params.evaluate.benchmarks[0], params.evaluate.tasks_dirs).version,
             "source_sha256": extractors.source_sha256(),
         },
     }
@@ -166,20 +171,24 @@ def evaluate_session(
     backend=None,
     progress: bool = True,
     worker: tuple[int, int] | None = None,
+    train_metrics: Path | None = None,
 ) -> dict:
     """Score a session's cells and write its outputs; returns the timing record.
 
     ``worker`` (I, N): score only worker I's share into the resume folder and write no outputs.
     With ``evaluate.processes`` > 1 (and no backend given) the cells are scored by that many
-    worker processes, then the outputs are written here.
+    worker processes, then the outputs are written here. ``train_metrics``: where the train stage
+    recorded each adapter's sha256 (``<train_metrics>/<run>/summary.json``; default the
+    ``metrics/train`` beside ``models_dir``).
     """
     evaluate = params.evaluate
     session = session_of(params, session_id)
     out = Path(out if out is not None else evaluate.sessions[session_id].out)
     fixtures_dir = Path(evaluate.fixtures_dir) if evaluate.source == "fixtures" else None
-    record = identity(params, session, base_dir, models_dir, fixtures_dir)
+    train_metrics = default_train_metrics(models_dir) if train_metrics is None else Path(train_metrics)
+    record = identity(params, session, base_dir, models_dir, fixtures_dir, train_metrics)
 
-    benchmarks = {name: load_benchmark(name) for name in evaluate.benchmarks}
+    benchmarks = {name: find_benchmark(name, evaluate.tasks_dirs) for name in evaluate.benchmarks}
     wordings = evaluate.templates
     for name, benchmark in benchmarks.items():
         for wording in wordings:
@@ -212,7 +221,7 @@ def evaluate_session(
     done_examples = 0
     cells_run = len(todo)
     if todo and backend is None and worker is None and evaluate.processes > 1:
-        run_workers(params, session_id, scratch, resume_root, base_dir, models_dir)
+        run_workers(params, session_id, scratch, resume_root, base_dir, models_dir, train_metrics)
         finished = {job.key: load_finished(scratch, job.key) for job in grid}
         unfinished = [job.key for job in grid if finished[job.key] is None]
         if unfinished:
@@ -253,9 +262,9 @@ def evaluate_session(
         keyed = [job for job in grid if job.group == wording]
         body = results.results_body({job.cell_key: finished[job.key]["rows"] for job in keyed})
         smoke = evaluate.n_samples
-        results.write_body(out / results.file_name(session.condition, session.seed, "results", wording, smoke), body)
+        results.write_body(out / result_file_name(session.condition, session.seed, "results", wording, smoke), body)
         results.write_body(
-            out / results.file_name(session.condition, session.seed, "summary", wording, smoke), results.summary_body(body)
+            out / result_file_name(session.condition, session.seed, "summary", wording, smoke), results.summary_body(body)
         )
         picks = {job.cell_key: finished[job.key]["loglik"] for job in keyed if finished[job.key]["loglik"] is not None}
         if picks:
@@ -265,7 +274,7 @@ def evaluate_session(
                 "choices": {name: list(b.choices) for name, b in benchmarks.items() if b.choices},
             }
             results.write_body(
-                out / results.file_name(session.condition, session.seed, "summary_loglik", wording, smoke),
+                out / result_file_name(session.condition, session.seed, "summary_loglik", wording, smoke),
                 results.loglik_body(picks, golds, metadata),
             )
     # the resolved params (sessions aside) are record["evaluate"]; content_provenance's "params" would repeat them
@@ -284,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--base", default="models/base", help="the base stage's folder (tokenizer; smoke: the model)")
     parser.add_argument("--models", default="models", help="the folder adapters are loaded from, as on the seed card")
+    parser.add_argument("--train-metrics", help="where train@<run> recorded each adapter's sha256 "
+                        "(<dir>/<run>/summary.json; default: metrics/train beside --models)")
     parser.add_argument("--out", help="override the session's output folder")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--worker", type=parse_worker, help="I/N: score worker I's share of the cells only "
@@ -295,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         timing = evaluate_session(
             params, args.session, out=Path(args.out) if args.out else None, base_dir=Path(args.base),
             models_dir=Path(args.models), progress=not args.no_progress, worker=args.worker,
-            resume_root=Path(args.resume_root),
+            resume_root=Path(args.resume_root), train_metrics=Path(args.train_metrics) if args.train_metrics else None,
         )
     except (ParamsError, EvaluateError, BenchmarkError, ServedError) as error:
         print(f"evaluate: {error}", file=sys.stderr)

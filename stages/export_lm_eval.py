@@ -24,40 +24,29 @@ import yaml
 from stages.lib import lm_eval_format as fmt
 from stages.lib import results
 from stages.lib.errors import StageError, exit_stage
-from stages.lib.tasks import HERE as BENCHMARKS_DIR
-from stages.lib.tasks import load_benchmark, load_examples
+from stages.lib.tasks import find_benchmark, load_examples
 from stages.lib.params import load_params
+from stages.lib.paths import result_file_name
 
 
 class ExportError(StageError, RuntimeError):
     pass
 
 
-def session_files(session_id: str, protocol: str, run_seed: int | None, template: str, smoke: int | None,
-                  kind: str) -> str:
-    if session_id == results.BASELINE:
-        condition, seed = results.BASELINE, None
-    elif protocol == "phase2":
-        condition, seed = session_id, run_seed
-    else:
-        condition, seed = results.split_run_id(session_id)
-    return results.file_name(condition, seed, kind, template, smoke)
-
-
 def export_session(params, session_id: str, out: Path, examples: dict, benchmarks: dict) -> list[str]:
     """Write one session's results and samples; returns the task names."""
     evaluate = params.evaluate
-    folder = Path(evaluate.sessions[session_id].out)
-    run_seed = params.runs[session_id].seed if session_id in params.runs else None
+    session = evaluate.sessions[session_id]
+    folder = Path(session.out)
     tasks, configs = {}, {}
     for template in evaluate.templates:
-        name = session_files(session_id, evaluate.protocol, run_seed, template, evaluate.n_samples, "results")
+        name = result_file_name(session.condition, session.seed, "results", template, evaluate.n_samples)
         path = folder / name
         if not path.is_file():
             raise ExportError(f"{path}: missing (run `dvc repro evaluate@{session_id}` first)")
         body = results.read_json(path)
-        loglik_path = folder / session_files(session_id, evaluate.protocol, run_seed, template, evaluate.n_samples,
-                                             "summary_loglik")
+        loglik_path = folder / result_file_name(session.condition, session.seed, "summary_loglik", template,
+                                                evaluate.n_samples)
         picks = results.read_json(loglik_path).get("predictions", {}) if loglik_path.is_file() else {}
         for key, rows in body.items():
             if key in ("summary", "parse_failure_rates"):
@@ -100,9 +89,9 @@ def export_session(params, session_id: str, out: Path, examples: dict, benchmark
     return list(tasks)
 
 
-def raw_definition(name: str) -> dict:
+def raw_definition(name: str, dirs: Sequence[str] = ()) -> dict:
     """The benchmark's YAML as data (templates byte-exact), for the task configs."""
-    return yaml.safe_load((BENCHMARKS_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load(find_benchmark(name, tuple(dirs)).path.read_text(encoding="utf-8"))
 
 
 def write_tasks(params, out: Path) -> int:
@@ -110,7 +99,7 @@ def write_tasks(params, out: Path) -> int:
     evaluate = params.evaluate
     count = 0
     for name in evaluate.benchmarks:
-        definition = raw_definition(name)
+        definition = raw_definition(name, evaluate.tasks_dirs)
         if evaluate.protocol not in definition["templates"]:
             continue
         folder = out / "tasks" / name
@@ -137,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluate = params.evaluate
     out = Path(args.out)
     fixtures = Path(evaluate.fixtures_dir) if evaluate.source == "fixtures" else None
-    benchmarks = {name: load_benchmark(name) for name in evaluate.benchmarks}
+    benchmarks = {name: find_benchmark(name, evaluate.tasks_dirs) for name in evaluate.benchmarks}
     examples = {(name, lang): load_examples(b, lang, fixtures_dir=fixtures, split="eval", n_samples=evaluate.n_samples)
                 for name, b in benchmarks.items() for lang in evaluate.data_langs}
     try:

@@ -56,12 +56,12 @@ from typing import Iterable, Sequence, TextIO
 
 from stages.lib import extractors, results
 from stages.lib.errors import STAGE_FAILED, exit_stage
+from stages.lib.paths import parse_result_file_name
 from stages.lib.reparse_core import (  # noqa: F401 - the pure core, re-exported for callers of stages.reparse
     CELL_KEY, DEFAULT_EXTRACTOR, DELTA_EPSILON, SUMMARY_KEYS, Cell, CellScore, ReparseError, _reparse, cell_delta,
     extractor_provenance, load_results, parse_cell_key, reparse_results, score_cell,
 )
 
-RESULTS_NAME = results.RESULTS_NAME
 dumps = results.dumps
 write_atomic = results.write_atomic
 
@@ -70,11 +70,16 @@ def reparsed_path(results_path: Path | str, out_dir: Path | str | None = None) -
     """``X_results_template1.json`` -> ``X_summary_reparsed_template1.json``, in the same folder
     or in ``out_dir`` (the pipeline's stage, whose output cannot sit inside evaluate's)."""
     results_path = Path(results_path)
-    match = RESULTS_NAME.match(results_path.name)
-    if not match:
-        raise ReparseError("not a results file: the name must end in _results_<template>.json")
-    name = f"{match['stem']}_summary_reparsed_{match['template']}.json"
+    parsed = parse_result_file_name(results_path.name)
+    if parsed is None or parsed.kind != "results":
+        raise ReparseError("not a results file: the name must be <condition>_seed<N|none>_results_<template>.json")
+    name = parsed.sibling("summary_reparsed")
     return Path(out_dir) / name if out_dir is not None else results_path.with_name(name)
+
+
+def is_results_file(path: Path) -> bool:
+    parsed = parse_result_file_name(path.name)
+    return parsed is not None and parsed.kind == "results"
 
 
 def repo_head_commit() -> str | None:
@@ -91,12 +96,15 @@ def reparse_file(
     stamp_time: bool = False,
     repo_head: str | None = None,
     out_dir: Path | str | None = None,
+    task_dirs: Sequence[str] = (),
 ) -> tuple[Path, dict]:
-    """Reparse one results file and write its sibling (or into ``out_dir``); returns (output path, body)."""
+    """Reparse one results file and write its sibling (or into ``out_dir``); returns (output path, body).
+    ``task_dirs``: params' evaluate.tasks_dirs, where benchmarks beyond stages/lib/tasks/ are defined."""
     path = Path(path)
     try:
         out = reparsed_path(path, out_dir)
-        body = _reparse(load_results(path), path.name, extractor_name, _now() if stamp_time else None, repo_head)
+        body = _reparse(load_results(path), path.name, extractor_name, _now() if stamp_time else None, repo_head,
+                        task_dirs)
     except ReparseError as error:
         raise ReparseError(f"{path}: {error}") from None
     write_atomic(out, dumps(body))
@@ -108,12 +116,14 @@ def _now() -> str:
 
 
 def _reparse_one(
-    path: str, extractor_name: str, stamp_time: bool, repo_head: str | None, out_dir: str | None = None
+    path: str, extractor_name: str, stamp_time: bool, repo_head: str | None, out_dir: str | None = None,
+    task_dirs: Sequence[str] = (),
 ) -> tuple[str, str | None, int, int]:
     """A worker's task: (path, error or None, cells, cells changed). Never raises for bad input."""
     try:
         _, body = reparse_file(
-            path, extractor_name=extractor_name, stamp_time=stamp_time, repo_head=repo_head, out_dir=out_dir
+            path, extractor_name=extractor_name, stamp_time=stamp_time, repo_head=repo_head, out_dir=out_dir,
+            task_dirs=task_dirs,
         )
     except ReparseError as error:
         return path, str(error), 0, 0
@@ -135,6 +145,7 @@ def reparse_files(
     out: TextIO | None = None,
     err: TextIO | None = None,
     out_dir: Path | str | Sequence[Path | str] | None = None,
+    task_dirs: Sequence[str] = (),
 ) -> int:
     """Reparse every file, one process per core; returns how many failed (each already reported).
 
@@ -144,7 +155,7 @@ def reparse_files(
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
     dirs = list(out_dir) if isinstance(out_dir, (list, tuple)) else [out_dir] * len(paths)
     folders = [str(d) if d is not None else None for d in dirs]
-    tasks = [(str(p), extractor_name, stamp_time, repo_head, folder) for p, folder in zip(paths, folders)]
+    tasks = [(str(p), extractor_name, stamp_time, repo_head, folder, tuple(task_dirs)) for p, folder in zip(paths, folders)]
     if jobs == 1:
         outcomes = (_reparse_one(*task) for task in tasks)
         return _report(outcomes, out, err, folders)
@@ -259,15 +270,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def results_files(folder: Path) -> list[Path]:
     """A folder's ``_results_`` files, sorted; a Phase 2 session has none (its tables use the strict extractor only)."""
-    return sorted(p for p in folder.glob("*.json") if RESULTS_NAME.match(p.name))
+    return sorted(p for p in folder.glob("*.json") if is_results_file(p))
 
 
-def reparse_into(out_dir: Path, files: list[Path], *, jobs: int | None, stamp_time: bool, repo_head: str | None) -> int:
+def reparse_into(out_dir: Path, files: list[Path], *, jobs: int | None, stamp_time: bool, repo_head: str | None,
+                 task_dirs: Sequence[str] = ()) -> int:
     """One stage output folder: stale summaries removed, the files' summaries and a provenance.json written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob("*_summary_reparsed_*.json"):  # nothing stale may survive in a stage output
         stale.unlink()
-    failed = reparse_files(files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head, out_dir=out_dir) if files else 0
+    failed = reparse_files(files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head, out_dir=out_dir,
+                           task_dirs=task_dirs) if files else 0
     if not failed:
         from stages.lib.provenance import write_provenance
 
@@ -285,7 +298,8 @@ def reparse_sessions(params_path: Path, *, jobs: int | None, stamp_time: bool, n
     from stages.lib.params import ParamsError, load_params
 
     try:
-        sessions = load_params(params_path).evaluate.sessions
+        evaluate = load_params(params_path).evaluate
+        sessions = evaluate.sessions
     except (ParamsError, OSError) as error:
         print(f"reparse: {error}", file=sys.stderr)
         return STAGE_FAILED
@@ -299,7 +313,8 @@ def reparse_sessions(params_path: Path, *, jobs: int | None, stamp_time: bool, n
         files = results_files(source)
         if not files:
             print(f"reparse: session {name!r}: no Phase 3 _results_ files in {source}; nothing to reparse", file=sys.stderr)
-        failed += reparse_into(Path(session.reparsed), files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head)
+        failed += reparse_into(Path(session.reparsed), files, jobs=jobs, stamp_time=stamp_time, repo_head=repo_head,
+                               task_dirs=evaluate.tasks_dirs)
     return STAGE_FAILED if failed else 0
 
 def reparse_published(tree: Path, out_dir: Path, *, jobs: int | None, repo_head: str | None) -> int:
@@ -312,7 +327,7 @@ def reparse_published(tree: Path, out_dir: Path, *, jobs: int | None, repo_head:
                                 "see data/published/experiments/status.json")
         print(f"reparse: skipped, the import was skipped ({reason}); {out_dir / published.STATUS} says so")
         return 0
-    files = sorted(p for p in (tree / "phase3" / "conditions").glob("*/seed*/*.json") if RESULTS_NAME.match(p.name))
+    files = sorted(p for p in (tree / "phase3" / "conditions").glob("*/seed*/*.json") if is_results_file(p))
     if not files:
         print(f"reparse: {tree}: no phase3/conditions/<condition>/seed<N>/..._results_<template>.json files",
               file=sys.stderr)

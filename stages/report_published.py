@@ -6,8 +6,9 @@
 Reads the imported snapshot (``data/published/experiments``, stages/import_published.py) and its
 reparsed summaries (``data/published/reparsed``, ``stages.reparse --published``), joins them into one
 tree in the published layout (links in a temporary folder: the two are two stages' outputs), and
-runs ``stages.report --published`` on it with the original's statistics (``--original-statistics``,
-so that ``significance.tsv`` carries the published p values) into ``reports/published/``: the 22
+reports it as ``stages.report --published`` does (stages/lib/phase3_report.py), with the original's
+statistics (``--original-statistics``, so that ``significance.tsv`` carries the published p values),
+into ``reports/published/``: the 22
 tables (``tables.tex``, ``tables/``), ``significance.tsv``, ``cross_seed_variance.tsv``, ``analyses/``
 and ``metrics.json`` with the keys of the project's own ``reports/metrics.json`` (so
 ``dvc metrics show`` lines the two up, and ``dvc metrics diff`` compares each across commits). No
@@ -28,10 +29,11 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from stages import report
-from stages.lib import paper_facts, published
+from stages.lib import paper_facts, phase3_report, published
 from stages.lib.errors import exit_stage
 from stages.lib.provenance import write_json
+from stages.lib.report_outputs import Options, publish
+from stages.lib.results_index import discover_published
 
 STAGE = "report_published"
 CHECK_FILE = "paper_tables_check.tsv"
@@ -58,8 +60,9 @@ def report_published(experiments: Path, reparsed: Path, out: Path, jobs: int) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".published-tree-", dir=out.parent) as work:
         tree = joined_tree(experiments, reparsed, Path(work))
-        code = report.main(["--published", str(tree), "--out", str(out), "--jobs", str(jobs), "--no-plots",
-                            "--original-statistics"])
+        options = Options(out=out, jobs=jobs, no_plots=True, original_statistics=True)
+        code = publish(out, options.no_plots, lambda staging: phase3_report.write_report(
+            staging, discover_published(tree), {"mode": "published"}, options))
     if code != 0:
         return code
     comparison = paper_facts.check(out)

@@ -26,7 +26,8 @@ a ``dvc plots`` source) and ``summary.json`` (the adapter's sha256, the train lo
 tokens; a DVC metric, and what the manifest stage depends on). Progress bars show in a terminal
 only (stages/lib/progress.py).
 
-What is reproduced (data-pipeline.md section 6 and section 11, items 17-22):
+What is reproduced of the original's training (its ``training/scripts/qlora.ipynb`` and
+``training/configs/tiny-aya-base.yml``; the paper profile's values in stages/profiles/paper.yaml):
 
 - each file is one example: ``tokenizer(code, truncation=True, max_length=max_seq_length)`` with
   the tokenizer's default special tokens, no padding, no packing (the original configured
@@ -197,7 +198,7 @@ def train_run(
             shutil.rmtree(out)
         out.mkdir(parents=True)
         model.save_pretrained(out, safe_serialization=True)
-        for extra in sorted(out.iterdir()):  # PEFT's README.md model card: the card is MANIFEST.md's job
+        for extra in sorted(out.iterdir()):  # PEFT's README.md card: the manifest stage writes the one card, models/README.md
             if extra.name not in ADAPTER_FILES:
                 extra.unlink() if extra.is_file() else shutil.rmtree(extra)
         missing = [name for name in ADAPTER_FILES if not (out / name).is_file()]

@@ -55,7 +55,31 @@ def workspace(tmp_path_factory, request):
                                             len(tokenizer), 3, tokenizer),
                                 LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     peft_model.save_pretrained(root / "models" / "tiny-aya-base" / RUN)
+    record_trained(root, RUN)
     return root, params, losses
+
+
+def random_base(root, params, repo_root, config=None):
+    """An untrained tiny base in root/models/base, its tokenizer trained on the grid's prompts; returns the tokenizer."""
+    e = params.evaluate
+    items = training_items(e.benchmarks, e.data_langs, e.instr_langs, e.protocol, e.templates, repo_root / e.fixtures_dir,
+                           e.anchor_lang)
+    tokenizer = train_tokenizer((i.prompt + i.answer for i in items), 400, 0, 512)
+    config = config or {"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512}
+    build_model(config, len(tokenizer), 3, tokenizer).save_pretrained(root / "models" / "base")
+    tokenizer.save_pretrained(root / "models" / "base")
+    return tokenizer
+
+
+def record_trained(root, run_id, folder=None):
+    """What train@<run_id> records beside the adapter it saved in models/tiny-aya-base/<folder or run_id>:
+    metrics/train/<run_id>/summary.json with the weights' sha256 (the evaluate stage checks it)."""
+    from stages.lib.provenance import write_json
+    from stages.lib.training.records import run_summary
+
+    out = root / "models" / "tiny-aya-base" / (folder or run_id)
+    summary = run_summary(run_id, out, root / "models", {"train_loss": None}, {"steps": 0, "rows": 0, "tokens": 0})
+    write_json(root / "metrics" / "train" / run_id / "summary.json", summary)
 
 
 def run_session(workspace, session, out_name, **kwargs):

@@ -96,12 +96,13 @@ def session_params(folder):
 
     evaluate = SimpleNamespace(protocol="phase3", templates=["template1"], n_samples=None, batch_size=1, seed=0,
                                max_new_tokens={"default": 10},
-                               sessions={"baseline": SimpleNamespace(out=str(folder), weights="models/base")})
+                               sessions={"baseline": SimpleNamespace(condition="baseline", seed=None, out=str(folder),
+                                                                     weights="models/base")})
     return SimpleNamespace(evaluate=evaluate, runs={}, base=SimpleNamespace(repo="tiny"))
 
 
 def test_a_session_exports_its_prompts_generations_and_picks(tmp_path, repo_root):
-    from stages.lib import results
+    from stages.lib.paths import result_file_name
     from stages.lib.tasks import load_examples
 
     benchmark = load_benchmark("xnli")
@@ -111,9 +112,9 @@ def test_a_session_exports_its_prompts_generations_and_picks(tmp_path, repo_root
             for i, item in enumerate(items)]
     folder = tmp_path / "eval"
     folder.mkdir()
-    (folder / results.file_name("baseline", None, "results", "template1")).write_text(json.dumps({key: rows}))
+    (folder / result_file_name("baseline", None, "results", "template1")).write_text(json.dumps({key: rows}))
     picks = {key: [items[0].gold, "none of them", items[2].gold]}
-    (folder / results.file_name("baseline", None, "summary_loglik", "template1")).write_text(
+    (folder / result_file_name("baseline", None, "summary_loglik", "template1")).write_text(
         json.dumps({"predictions": picks}))
     params = session_params(folder)
     out = tmp_path / "out"
@@ -129,6 +130,6 @@ def test_a_session_exports_its_prompts_generations_and_picks(tmp_path, repo_root
     assert body["configs"][task]["doc_to_text"].startswith("请阅读")
 
     rows[0]["premise"] = "another item"  # the rows must be the benchmark's items, in order
-    (folder / results.file_name("baseline", None, "results", "template1")).write_text(json.dumps({key: rows}))
+    (folder / result_file_name("baseline", None, "results", "template1")).write_text(json.dumps({key: rows}))
     with pytest.raises(export_lm_eval.ExportError, match="not the benchmark's item 0"):
         export_lm_eval.export_session(params, "baseline", out, {("xnli", "en"): items}, {"xnli": benchmark})

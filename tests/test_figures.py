@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from stages.lib import figures
+from stages.lib.results_index import PUBLISHED
 
 
 def vs_frame() -> pd.DataFrame:
@@ -13,8 +14,8 @@ def vs_frame() -> pd.DataFrame:
     for condition, seeds, instrs in (("condition-1-en-5k", ("42", "123"), ("en", "es", "zh", "ur")),
                                      ("condition-2-es-20k", ("42",), ("en", "es"))):
         for seed in seeds:
-            for bench in figures.BENCHMARKS:
-                for data in figures.LANGS:
+            for bench in PUBLISHED.benchmarks:
+                for data in PUBLISHED.langs:
                     for instr in instrs:
                         delta = 0.02 * (int(seed) % 5) + (0.1 if instr == "en" else -0.1)
                         rows.append({"condition": condition, "seed": seed, "template": 1, "benchmark": bench,
@@ -85,3 +86,28 @@ def test_figures_exist_in_three_formats_and_rebuild_byte_identically(tmp_path):
         assert b"CreationDate" not in first[f"{name}.pdf"] and b"Matplotlib" not in first[f"{name}.pdf"]
         assert b"<dc:date>" not in first[f"{name}.svg"] and b"Matplotlib v" not in first[f"{name}.svg"]
         assert b"matplotlib version" not in first[f"{name}.png"].lower()
+
+
+def test_the_condition_axis_and_the_plot_data_follow_the_papers_order():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shuffled = ("condition-2-zh-5k", "condition-1-en-20k", "condition-2-es-5k", "condition-1-en-5k")
+    vs = pd.concat([vs_frame().assign(condition=c) for c in shuffled], ignore_index=True)
+    paper = ["condition-1-en-5k", "condition-1-en-20k", "condition-2-es-5k", "condition-2-zh-5k"]  # not alphabetical
+    spread = figures.seed_spread(vs)
+    assert list(dict.fromkeys(spread["condition"])) == paper
+    assert list(dict.fromkeys(figures.strict_vs_refined(runs_frame(vs))["condition"])) == paper
+    fig = figures.draw_deltas(plt, spread, sig_frame(vs), figures.seed_counts(vs))
+    try:
+        bottom = fig.axes[len(PUBLISHED.benchmarks)]  # the lower row carries the shared axis labels
+        assert [t.get_text() for t in bottom.get_xticklabels()] == [c.replace("condition-", "c") for c in paper]
+    finally:
+        plt.close(fig)
+
+
+def test_a_language_beyond_the_study_gets_a_colour_of_its_own():
+    palette = figures.colours(figures.LANG_COLOUR, ("en", "es", "zh", "ur", "fr", "de"))
+    assert {k: palette[k] for k in figures.LANG_COLOUR} == figures.LANG_COLOUR
+    assert palette["fr"] != palette["de"] and not {palette["fr"], palette["de"]} & set(figures.LANG_COLOUR.values())

@@ -121,6 +121,23 @@ def test_evaluation_sessions_follow_the_published_layout(data):
     run = sessions["condition-5-zh-5k-c4ai-aya-expanse-32b-seed42"]
     assert run.out == "metrics/eval/phase3/conditions/condition-5-zh-5k-c4ai-aya-expanse-32b/seed42"
     assert run.weights == "models/tiny-aya-base/condition-5-zh-5k-c4ai-aya-expanse-32b-seed42"
+    assert (run.condition, run.seed, run.adapter) == (
+        "condition-5-zh-5k-c4ai-aya-expanse-32b", 42, "tiny-aya-base/condition-5-zh-5k-c4ai-aya-expanse-32b-seed42")
+    assert (sessions["baseline"].condition, sessions["baseline"].seed, sessions["baseline"].adapter) == ("baseline", None, None)
+
+
+def test_the_grid_entry_names_the_published_folder_and_the_phase_decides_the_layout():
+    from tools.configure import render
+
+    sessions = parse_params(render("smoke", "phase2")).evaluate.sessions
+    run = sessions["condition-2-zh-5k"]  # Phase 2's ids carry no seed; its seed is the run's, as data
+    assert (run.condition, run.seed, run.out) == ("condition-2-zh-5k", 42, "metrics/eval/phase2/conditions/condition-2-zh-5k/results")
+    assert run.adapter == "condition-2-zh-5k"
+
+
+def test_a_session_that_disagrees_with_its_grid_entry_is_refused(data):
+    data["evaluate"]["sessions"]["condition-3-zh-5k-native-code-seed42"]["condition"] = "condition-3-zh-5k"
+    assert "evaluate.sessions" in error_of(data)
 
 
 def _first_run(data):

@@ -87,7 +87,8 @@ def test_the_adapter_reloads_on_the_4bit_base_and_evaluates(trained):
     assert isinstance(layer.base_layer, bnb.nn.Linear4bit) and layer.base_layer.weight.quant_state.nested  # double quant
     assert float(layer.lora_B["default"].weight.abs().sum()) > 0  # the trained adapter, not a fresh one
     timing = ev.evaluate_session(params, RUN, out=root / "eval", base_dir=root / "models" / "base",
-                                 models_dir=root / "models", resume_root=root / "resume", progress=False, backend=backend)
+                                 models_dir=root / "models", resume_root=root / "resume", progress=False, backend=backend,
+                                 train_metrics=root / "metrics")
     assert timing["examples_run"] == 4
     record = json.loads((root / "eval" / "eval_config.json").read_text(encoding="utf-8"))
     assert record["params"]["load_in_4bit"] is True and record["adapter"]["path"] == f"tiny-aya-base/{RUN}"

@@ -224,7 +224,7 @@ def test_bad_files_are_named_and_the_others_still_written(tmp_path):
     assert len(errors) == 5
     assert str(malformed) in errors[0] and "malformed or truncated JSON" in errors[0]
     assert str(truncated) in errors[1] and "line" in errors[1]
-    assert str(unknown) in errors[2] and "unknown cell key 'template1_mmlu_data=en_instr=en'" in errors[2]
+    assert str(unknown) in errors[2] and "cell 'template1_mmlu_data=en_instr=en': no 'refined' extractor for 'mmlu'" in errors[2]
     assert str(missing) in errors[3] and f"cell '{SIB}' row 1: missing 'raw_output'" in errors[3]
     assert str(wrong_name) in errors[4] and "not a results file" in errors[4]
     assert earlier.read_text(encoding="utf-8") == "earlier"

@@ -23,7 +23,9 @@ import pandas as pd
 import pytest
 
 from stages import report
-from stages.lib.results_index import ReportError, discover_published, run_condition
+from stages.lib import phase3_report
+from stages.lib.report_significance import significance_columns
+from stages.lib.results_index import ReportError, discover_published
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD = {"sib200": "travel", "xnli": "entailment"}
@@ -159,7 +161,7 @@ def test_every_table_has_its_csv(done):
 
 def test_significance_calibrated_by_default(done):
     sig = tsv(done / "significance.tsv")
-    assert list(sig.columns) == report.significance_columns(original=False)
+    assert list(sig.columns) == significance_columns(original=False)
     assert not {"one_sample_p", "sig_bonferroni_prop_z"} & set(sig.columns)
     row = sig[(sig.condition == COND2) & (sig.benchmark == "xnli") & (sig.data == "en") & (sig.instr == "en")].iloc[0]
     # the z uses the 10 rows each cell scored, not XNLI's 5,010
@@ -317,7 +319,7 @@ def test_a_late_failure_leaves_the_previous_report_whole(tmp_path, monkeypatch, 
     def late(*args, **kwargs):  # after cells.tsv, metrics.json and tables.tex are written
         raise ReportError("injected late failure")
 
-    monkeypatch.setattr(report, "write_analyses", late)
+    monkeypatch.setattr(phase3_report, "write_analyses", late)
     assert run(published, out, "--bootstrap-seed", "7") == 1
     assert "injected late failure" in capsys.readouterr().err
     assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
@@ -352,19 +354,17 @@ def test_params_mode_reads_expected_files_only(tmp_path, capsys):
         (folder / f"{COND2}_seed42_summary_loglik_{template}.json").write_text(json.dumps(strict))
     # a stray folder the params do not list must be ignored (no globbing)
     shutil.copytree(eval_dir / "phase3" / "conditions" / COND5, eval_dir / "phase3" / "conditions" / "condition-9-xx-5k")
-    params = {"runs": {f"{COND2}-seed{s}": {"condition": 2, "data_lang": "zh", "tier": "5k", "seed": s, "dataset": COND2}
-                       for s in (42, 123, 456, 7)}}
-
-    class Run:
-        def __init__(self, seed):
-            self.seed = seed
-
+    from stages.lib.params import EvalSession
     from stages.lib.results_index import expected_from_params
 
-    index = expected_from_params({k: Run(v["seed"]) for k, v in params["runs"].items()}, eval_dir)
+    def session(condition, seed):  # made-up outs: the folders are the layout's, under eval_dir
+        return EvalSession(condition=condition, seed=seed, weights="models/x", out="x", reparsed="x")
+
+    sessions = {"baseline": session("baseline", None)}
+    sessions |= {f"{COND2}-seed{s}": session(COND2, s) for s in (42, 123, 456, 7)}
+    index = expected_from_params(sessions, eval_dir)
     assert {s.condition for s in index.sessions} == {"baseline", COND2}
     assert any(m["seed"] == "7" and m["what"] == "strict" for m in index.missing)
-    assert run_condition("condition-3-zh-5k-native-code-seed42", 42) == "condition-3-zh-5k-native-code"
 
 
 def test_params_cli_on_the_repository_params(tmp_path, capsys):

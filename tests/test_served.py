@@ -31,11 +31,10 @@ import pytest
 import torch
 
 from stages import evaluate as ev
-from stages.base import build_model, train_tokenizer
+from stages.base import build_model
 from stages.lib.params import ParamsError, parse_params
-from stages.lib.pretrain import training_items
 from stages.lib.served import ServedError
-from test_evaluate import RUN, params_for
+from test_evaluate import RUN, params_for, random_base, record_trained
 
 CONFIG = {"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512}
 SECRET = "sk-served-test-0123456789"
@@ -52,17 +51,13 @@ def tiny(tmp_path_factory, request):
 
     repo_root = request.config.rootpath
     root = tmp_path_factory.mktemp("served")
-    e = grid(repo_root).evaluate
-    items = training_items(e.benchmarks, e.data_langs, e.instr_langs, e.protocol, e.templates,
-                           repo_root / e.fixtures_dir, e.anchor_lang)
-    tokenizer = train_tokenizer((i.prompt + i.answer for i in items), 400, 0, 512)
+    tokenizer = random_base(root, grid(repo_root), repo_root, CONFIG)
     base_dir = root / "models" / "base"
-    build_model(CONFIG, len(tokenizer), 3, tokenizer).save_pretrained(base_dir)
-    tokenizer.save_pretrained(base_dir)
     torch.manual_seed(1)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     get_peft_model(build_model(CONFIG, len(tokenizer), 3, tokenizer), lora).save_pretrained(
         root / "models" / "tiny-aya-base" / RUN)
+    record_trained(root, RUN)
     merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir),
                                        root / "models" / "tiny-aya-base" / RUN).merge_and_unload()
     merged.save_pretrained(root / "merged" / RUN)

@@ -82,7 +82,7 @@ def render(scale: str = "smoke", phase: str = "phase3", profiles: Path = PROFILE
     data["runs"] = {run_id: run.model_dump() for run_id, run in runs.items()}
     data.setdefault("package", {})["datasets"] = sorted({run.dataset for run in runs.values()})
     adapters_dir = (data.get("train") or {}).get("adapters_dir", Train.model_fields["adapters_dir"].default)
-    sessions = evaluation_sessions(data.get("phase"), adapters_dir, list(runs))
+    sessions = evaluation_sessions(data.get("phase"), adapters_dir, grid)
     data.setdefault("evaluate", {})["sessions"] = {key: value.model_dump() for key, value in sessions.items()}
     # validated before anything is written, and written fully resolved: every default is
     # spelled out, so params.yaml alone (not the schema's code) decides what stages do

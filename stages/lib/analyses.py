@@ -19,7 +19,7 @@ Row inputs (:func:`stages.lib.results_index.load_rows`): one row per example, co
 seed, template, benchmark, data_lang, instr_lang, gold, raw_output`` in dataset order (ties of
 "most common" go to the answer seen first, as ``Counter.most_common`` does). Cell inputs: the
 report's runs (``acc_refined``, ``n``). Conditions are recognised by number, language and size
-(``condition_info``), so the project's longer names (``condition-5-zh-5k-c4ai-aya-expanse-32b``)
+(``paths.condition_parts``), so the project's longer names (``condition-5-zh-5k-c4ai-aya-expanse-32b``)
 take the roles of the published ones.
 
 Kept as the original: the XNLI and SIB-200 breakdowns cover the original's default condition sets
@@ -39,7 +39,8 @@ from typing import Iterable
 import pandas as pd
 
 from stages.lib import extractors
-from stages.lib.results_index import BASELINE, ReportError, condition_info
+from stages.lib.paths import condition_parts
+from stages.lib.results_index import BASELINE, ReportError, condition_sort
 
 SIB200_CATEGORIES = extractors.SIB200_CATEGORIES
 XNLI_LABELS = extractors.XNLI_LABELS  # entailment, contradiction, neutral: the original's slice order
@@ -86,7 +87,7 @@ OUTPUTS = {  # report file name -> (analysis, FOUR_DP key)
 
 def role(condition: str) -> tuple:
     """(number, lang, tier) of a condition; the baseline is (0, None, None)."""
-    info = condition_info(condition)
+    info = condition_parts(condition)
     return (info["number"], info["lang"], info["tier"])
 
 
@@ -239,7 +240,7 @@ def same_language_comparison(cells: pd.DataFrame) -> pd.DataFrame:
     accs: dict[tuple, dict[str, list[float]]] = {}
     for row in cells.itertuples():
         accs.setdefault((row.template, row.benchmark, row.data, row.instr), {}).setdefault(row.condition, []).append(row.acc)
-    conditions = sorted(cells["condition"].unique(), key=lambda c: _role_order(role(c)))
+    conditions = sorted(cells["condition"].unique(), key=condition_sort)  # within a language: number, then tier
     out = []
     for target in ("en", "zh", "es", "ur"):
         chosen = [c for c in conditions if _anchor(role(c))] + [
@@ -254,11 +255,6 @@ def same_language_comparison(cells: pd.DataFrame) -> pd.DataFrame:
                             "mean_acc_across_seeds": statistics.mean(accs[cell][condition]),
                             "n_seeds": len(accs[cell][condition])})
     return pd.DataFrame(out, columns=SAME_LANGUAGE_COLUMNS)
-
-
-def _role_order(r: tuple) -> tuple:
-    """The original's condition order within a language: number, then 5k before 20k."""
-    return (r[0], int(r[2][:-1]) if r[2] else 0)
 
 
 def data_volume_comparison(cells: pd.DataFrame) -> pd.DataFrame:

@@ -15,12 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from stages.lib import phase2_results
+from stages.lib.paper_order import sort_rows
 from stages.lib.paper_tables import BENCH_TITLE
-from stages.lib.results_index import BENCHMARKS, LANGS  # LANGS: resource-tier descending, as the original's figures
+# the grid's languages: the study's resource-tier descending, as the original's figures, then any others by name;
+# conditions in the paper's order (condition_sort)
+from stages.lib.results_index import BASELINE, PUBLISHED, Grid, condition_sort, display_name
 
-# Okabe-Ito, colour-blind safe
+# Okabe-Ito, colour-blind safe; a language or benchmark beyond the study's takes the next of EXTRA_COLOURS
 LANG_COLOUR = {"en": "#000000", "es": "#E69F00", "zh": "#0072B2", "ur": "#009E73"}
 BENCH_COLOUR = {"sib200": "#D55E00", "xnli": "#0072B2", "csqa": "#009E73", "belebele": "#E69F00"}
+EXTRA_COLOURS = ("#CC79A7", "#56B4E9", "#F0E442", "#999999")
 TRANSITION_COLOUR = {"win→loss": "#D55E00", "loss→win": "#0072B2", "stable negative": "#D55E00",
                      "deflated": "#E69F00", "stable positive": "#009E73", "near zero": "#999999"}
 PROMPTS = ("English prompt", "native prompt")
@@ -30,23 +35,17 @@ METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer":
 NEAR_ZERO_PP = 1.0  # the ±0.01 floor of the report's sign-flip rule, in pp
 
 
+def colours(known: dict[str, str], names: tuple[str, ...]) -> dict[str, str]:
+    """``known``'s colours for its names, the next of :data:`EXTRA_COLOURS` (in turn) for each other name."""
+    extra = [n for n in names if n not in known]
+    return {**known, **{n: EXTRA_COLOURS[k % len(EXTRA_COLOURS)] for k, n in enumerate(extra)}}
+
+
 def prompt_of(data_lang: pd.Series, instr_lang: pd.Series) -> pd.Series:
     """English prompt, native prompt (instruction in the data's own non-English language), or cross-lingual."""
     return pd.Series(np.where(instr_lang == "en", PROMPTS[0],
                               np.where(instr_lang == data_lang, PROMPTS[1], "cross-lingual prompt")),
                      index=data_lang.index)
-
-
-def condition_key(condition: str) -> tuple:
-    """Conditions in the study's order: number, language, tier."""
-    parts = condition.split("-")
-    number = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else -1
-    return number, condition
-
-
-def rank(order: tuple, value: str) -> tuple:
-    """A value's place in the study's order; values another phase adds (Phase 2's benchmarks) sort after it."""
-    return (order.index(value), "") if value in order else (len(order), value)
 
 
 def seed_counts(vs: pd.DataFrame) -> dict[str, int]:
@@ -74,11 +73,8 @@ def seed_spread(vs: pd.DataFrame, delta: str = "delta_rep") -> pd.DataFrame:
     out["n_seeds"] = out["condition"].map(seeds)
     out["seed"] = out["seed"].astype(str)
     out["scoring"] = "refined" if delta == "delta_rep" else "strict"
-    order = sorted(range(len(out)), key=lambda i: (condition_key(out["condition"].iat[i]),
-                                                   rank(BENCHMARKS, out["benchmark"].iat[i]), out["prompt"].iat[i],
-                                                   rank(LANGS, out["data_lang"].iat[i]), out["seed"].iat[i]))
-    return out.iloc[order].reset_index(drop=True)[["condition", "n_seeds", "seed", "benchmark", "prompt", "data_lang",
-                                                   "scoring", "delta_pp"]]
+    return sort_rows(out, ["condition", "benchmark", "prompt", "data_lang", "seed"])[
+        ["condition", "n_seeds", "seed", "benchmark", "prompt", "data_lang", "scoring", "delta_pp"]]
 
 
 def strict_vs_refined(runs: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +87,7 @@ def strict_vs_refined(runs: pd.DataFrame) -> pd.DataFrame:
     out["seed"] = out["seed"].astype(str)
     out["template"] = out["template"].astype(str)
     return out.sort_values(["condition", "seed", "template", "benchmark", "data_lang", "instr_lang"],
-                           key=lambda s: s.map(condition_key) if s.name == "condition" else s).reset_index(drop=True)
+                           key=lambda s: s.map(condition_sort) if s.name == "condition" else s).reset_index(drop=True)
 
 
 def transition(orig_pp: float, rep_pp: float) -> str:
@@ -136,22 +132,23 @@ def save(fig, folder: Path, name: str) -> list[str]:
     return written
 
 
-def draw_deltas(plt, spread: pd.DataFrame, sig: pd.DataFrame, seeds: dict[str, int]):
+def draw_deltas(plt, spread: pd.DataFrame, sig: pd.DataFrame, seeds: dict[str, int], grid: Grid = PUBLISHED):
     """Per cell: the point estimate with its interval (seed × item bootstrap, item bootstrap for one seed), and
     each seed's delta as a small dot; rows are the prompt language, columns the benchmarks."""
-    conditions = sorted(spread["condition"].unique(), key=condition_key)
+    conditions = sorted(spread["condition"].unique(), key=condition_sort)
     sig = sig.copy()
     sig["prompt"] = prompt_of(sig["data"], sig["instr"])
-    fig, axes = plt.subplots(len(PROMPTS), len(BENCHMARKS), figsize=(12, 7), sharex=True, squeeze=False)
-    offset = {lang: (k - 1.5) * 0.18 for k, lang in enumerate(LANGS)}
+    fig, axes = plt.subplots(len(PROMPTS), len(grid.benchmarks), figsize=(12, 7), sharex=True, squeeze=False)
+    offset = {lang: (k - (len(grid.langs) - 1) / 2) * 0.18 for k, lang in enumerate(grid.langs)}
+    lang_colour = colours(LANG_COLOUR, grid.langs)
     for row, prompt in enumerate(PROMPTS):
-        for col, bench in enumerate(BENCHMARKS):
+        for col, bench in enumerate(grid.benchmarks):
             ax = axes[row][col]
             cells = sig[(sig["benchmark"] == bench) & (sig["prompt"] == prompt)]
             dots = spread[(spread["benchmark"] == bench) & (spread["prompt"] == prompt)]
             for x, condition in enumerate(conditions):
                 one = seeds.get(condition, 0) == 1
-                for lang in LANGS:
+                for lang in grid.langs:
                     cell = cells[(cells["condition"] == condition) & (cells["data"] == lang)]
                     if cell.empty:
                         continue
@@ -161,7 +158,7 @@ def draw_deltas(plt, spread: pd.DataFrame, sig: pd.DataFrame, seeds: dict[str, i
                         low, high = cell["item_boot_ci_low_pp"], cell["item_boot_ci_high_pp"]
                     low, high, point = (round(float(v), 4) for v in (low, high, cell["delta_pp"]))
                     at = x + offset[lang]
-                    colour = LANG_COLOUR[lang]
+                    colour = lang_colour[lang]
                     if not np.isnan(low):
                         ax.vlines(at, low, high, color=colour, linewidth=1, linestyles="dashed" if one else "solid")
                     ax.scatter([at], [point], s=18, marker="o", facecolors="white" if one else colour,
@@ -171,11 +168,12 @@ def draw_deltas(plt, spread: pd.DataFrame, sig: pd.DataFrame, seeds: dict[str, i
             ax.axhline(0, color="grey", linewidth=0.5, linestyle="dashed")
             at_least_one_pp(ax)
             if row == 0:
-                ax.set_title(BENCH_TITLE[bench])
+                ax.set_title(grid.title(bench))
             if col == 0:
                 ax.set_ylabel(f"{prompt}\nrefined Δ vs baseline (pp)")
             ax.set_xticks(range(len(conditions)), [label(c, seeds) for c in conditions], rotation=90)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=LANG_COLOUR[l], label=f"data {l}") for l in LANGS]
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=lang_colour[l], label=f"data {l}")
+               for l in grid.langs]
     handles += [plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="white", color="black",
                            label="one seed: item-bootstrap interval"),
                 plt.Line2D([], [], marker=".", linestyle="", color="grey", label="per seed")]
@@ -184,15 +182,16 @@ def draw_deltas(plt, spread: pd.DataFrame, sig: pd.DataFrame, seeds: dict[str, i
     return fig
 
 
-def draw_strict_vs_refined(plt, table: pd.DataFrame):
+def draw_strict_vs_refined(plt, table: pd.DataFrame, grid: Grid = PUBLISHED):
     kinds = (*PROMPTS, "cross-lingual prompt")
+    bench_colour = colours(BENCH_COLOUR, grid.benchmarks)
     fig, axes = plt.subplots(1, len(kinds), figsize=(12, 4.2), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         part = table[table["prompt"] == kind]
-        for bench in BENCHMARKS:
+        for bench in grid.benchmarks:
             rows = part[part["benchmark"] == bench]
-            ax.scatter(rows["acc_strict"], rows["acc_refined"], s=6, alpha=0.7, color=BENCH_COLOUR[bench],
-                       label=BENCH_TITLE[bench])
+            ax.scatter(rows["acc_strict"], rows["acc_refined"], s=6, alpha=0.7, color=bench_colour[bench],
+                       label=grid.title(bench))
         ax.plot([0, 100], [0, 100], color="grey", linewidth=0.5)
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
@@ -204,10 +203,10 @@ def draw_strict_vs_refined(plt, table: pd.DataFrame):
     return fig
 
 
-def draw_extractor_slopegraph(plt, slopes: pd.DataFrame):
+def draw_extractor_slopegraph(plt, slopes: pd.DataFrame, grid: Grid = PUBLISHED):
     """The original's Figure 1: strict (left) → refined (right) mean Δ per condition × instruction language."""
-    fig, axes = plt.subplots(1, len(BENCHMARKS), figsize=(12, 4), squeeze=False)
-    for ax, bench in zip(axes[0], BENCHMARKS):
+    fig, axes = plt.subplots(1, len(grid.benchmarks), figsize=(12, 4), squeeze=False)
+    for ax, bench in zip(axes[0], grid.benchmarks):
         part = slopes[slopes["benchmark"] == bench]
         for _, line in part.iterrows():
             flip = line["transition"] in ("win→loss", "loss→win")
@@ -219,7 +218,7 @@ def draw_extractor_slopegraph(plt, slopes: pd.DataFrame):
         ax.set_xlim(-0.2, 1.2)
         at_least_one_pp(ax)
         flips = part["transition"].isin(["win→loss", "loss→win"]).sum()
-        ax.set_title(f"{BENCH_TITLE[bench]}: {len(part)} lines, {flips} sign flips")
+        ax.set_title(f"{grid.title(bench)}: {len(part)} lines, {flips} sign flips")
     axes[0][0].set_ylabel("mean Δ vs baseline (pp), condition × instr")
     handles = [plt.Line2D([], [], color=c, label=t) for t, c in TRANSITION_COLOUR.items() if t != "stable negative"]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
@@ -227,15 +226,16 @@ def draw_extractor_slopegraph(plt, slopes: pd.DataFrame):
     return fig
 
 
-def draw_cell_scatter(plt, runs: pd.DataFrame):
+def draw_cell_scatter(plt, runs: pd.DataFrame, grid: Grid = PUBLISHED):
     """The original's Figure 2: Δ parse-failure rate against Δ accuracy (refined − strict) for every run cell."""
     fig, ax = plt.subplots(figsize=(6.3, 4.5))
-    for bench in BENCHMARKS:
+    bench_colour = colours(BENCH_COLOUR, grid.benchmarks)
+    for bench in grid.benchmarks:
         part = runs[runs["benchmark"] == bench]
         ax.scatter(((part["pf_refined"] - part["pf_strict"]) * 100).round(4),
                    ((part["acc_refined"] - part["acc_strict"]) * 100).round(4),
-                   s=8, alpha=0.7 if bench in ("sib200", "xnli") else 0.25, color=BENCH_COLOUR[bench],
-                   label=f"{BENCH_TITLE[bench]} ({len(part)})")
+                   s=8, alpha=0.7 if bench in ("sib200", "xnli") else 0.25, color=bench_colour[bench],
+                   label=f"{grid.title(bench)} ({len(part)})")
     ax.axhline(0, color="grey", linewidth=0.5, linestyle="dashed")
     ax.axvline(0, color="grey", linewidth=0.5, linestyle="dashed")
     at_least_one_pp(ax, x=True)
@@ -284,11 +284,11 @@ def write_plot_data(folder: Path, vs: pd.DataFrame, runs: pd.DataFrame, delta: s
 
 
 def write_figures(folder: Path, vs: pd.DataFrame, runs: pd.DataFrame, sig: pd.DataFrame,
-                  flips: pd.DataFrame) -> str | None:
+                  flips: pd.DataFrame, grid: Grid = PUBLISHED) -> str | None:
     """Write every figure in three formats plus its data; returns why none were written, or None.
 
     ``vs``/``runs`` use the report's in-memory names (``data_lang``, ``instr_lang``); ``sig`` and ``flips`` are the
-    tables as written (``data``, ``instr``).
+    tables as written (``data``, ``instr``); ``grid`` the benchmarks (panels) and languages (series) drawn.
     """
     try:
         import matplotlib
@@ -304,11 +304,43 @@ def write_figures(folder: Path, vs: pd.DataFrame, runs: pd.DataFrame, sig: pd.Da
     slopes = extractor_slopes(vs)
     write_tsv(folder / "extractor_slopegraph.tsv", slopes)
     with matplotlib.rc_context({"svg.hashsalt": "report", "font.size": 8, "pdf.fonttype": 42}):
-        for name, fig in (("deltas_by_prompt", draw_deltas(plt, spread, sig, seeds)),
-                          ("strict_vs_refined", draw_strict_vs_refined(plt, scores)),
-                          ("extractor_slopegraph", draw_extractor_slopegraph(plt, slopes)),
-                          ("cell_scatter", draw_cell_scatter(plt, runs)),
+        for name, fig in (("deltas_by_prompt", draw_deltas(plt, spread, sig, seeds, grid)),
+                          ("strict_vs_refined", draw_strict_vs_refined(plt, scores, grid)),
+                          ("extractor_slopegraph", draw_extractor_slopegraph(plt, slopes, grid)),
+                          ("cell_scatter", draw_cell_scatter(plt, runs, grid)),
                           ("signflip_slopegraph", draw_signflips(plt, flips))):
             save(fig, folder, name)
             plt.close(fig)
+    return None
+
+
+def write_phase2_figure(folder: Path, vs: pd.DataFrame, conditions: list[str], design: phase2_results.Design) -> str | None:
+    """Phase 2: strict Δ vs baseline (pp, mean over data languages) per condition × benchmark, one panel per
+    prompt, the conditions in params' session order; returns why it was not written, or None."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "matplotlib is not installed: plots skipped (pin matplotlib to get plots/*.png)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matplotlib.rcParams.update({"svg.hashsalt": "report", "font.size": 8})
+    folder.mkdir(parents=True, exist_ok=True)
+    conditions = [c for c in conditions if c != BASELINE]
+    prompts = vs.assign(prompt=[phase2_results.prompt_of(r, design) for _, r in vs.iterrows()])
+    width = 0.8 / len(design.benchmarks)
+    fig, axes = plt.subplots(1, len(phase2_results.PROMPTS), figsize=(10, 4), sharey=True)
+    for ax, prompt in zip(np.atleast_1d(axes), phase2_results.PROMPTS):
+        part = prompts[prompts["prompt"] == prompt]
+        for k, bench in enumerate(design.benchmarks):
+            means = part[part["benchmark"] == bench].groupby("condition")["delta_orig"].mean() * 100
+            ax.bar(np.arange(len(conditions)) + k * width, [means.get(c, np.nan) for c in conditions], width, label=bench)
+        ax.axhline(0, color="grey", linewidth=0.5)
+        ax.set_title(f"{prompt} prompt")
+        ax.set_xticks(np.arange(len(conditions)) + 0.4 - width / 2, [display_name(c) for c in conditions], rotation=90)
+    np.atleast_1d(axes)[0].set_ylabel("strict Δ vs baseline (pp)")
+    np.atleast_1d(axes)[0].legend()
+    fig.tight_layout()
+    fig.savefig(folder / "deltas_vs_baseline.png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
     return None

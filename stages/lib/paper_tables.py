@@ -31,10 +31,12 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from stages.lib.results_index import BASELINE, BENCHMARKS, LANGS, condition_info, condition_order, display_name
+from stages.lib.paths import condition_parts
+from stages.lib.results_index import BASELINE, BENCHMARKS, LANGS, condition_order, display_name
 from stages.lib.stats import seed_stats
+from stages.lib.tasks import titles
 
-BENCH_TITLE = {"sib200": "SIB-200", "xnli": "XNLI", "csqa": "X-CSQA", "belebele": "Belebele"}
+BENCH_TITLE = titles()  # the definitions' title (stages/lib/tasks/*.yaml)
 BENCH_SLUG = {"sib200": "sib200", "xnli": "xnli", "csqa": "xcsqa", "belebele": "belebele"}
 T4_BOLD_PP = {"sib200": 8.0, "xnli": 4.0, "csqa": 3.0, "belebele": 4.0}  # ~2x the largest seed sd
 T3_FLIP = 0.01  # the ±0.01 noise floor of a (condition, instr) aggregate
@@ -320,7 +322,7 @@ def cond2_vs_cond5(vs: pd.DataFrame) -> Table:
 def _cond(vs: pd.DataFrame, number: int, lang: str, tier: str) -> pd.DataFrame:
     """Rows of the condition with this number, language and tier, whatever its name's suffix."""
     names = [c for c in vs["condition"].unique()
-             if c != BASELINE and condition_info(c) == {"number": number, "lang": lang, "tier": tier}]
+             if c != BASELINE and condition_parts(c) == {"number": number, "lang": lang, "tier": tier}]
     return vs[vs["condition"].isin(names)]
 
 
@@ -329,8 +331,8 @@ TRANSFER_CONDITIONS = ((1, "en"), (2, "es"), (2, "zh"), (2, "ur"), (5, "es"), (5
 
 def cross_lingual_transfer(vs: pd.DataFrame) -> Table:
     """The original's seven conditions: its caption weighs cond 2/5 against the Cond 1 (en, 5k) anchor."""
-    chosen = [c for c in conditions_of(vs) if condition_info(c)["tier"] == "5k"
-              and (condition_info(c)["number"], condition_info(c)["lang"]) in TRANSFER_CONDITIONS]
+    chosen = [c for c in conditions_of(vs) if condition_parts(c)["tier"] == "5k"
+              and (condition_parts(c)["number"], condition_parts(c)["lang"]) in TRANSFER_CONDITIONS]
     rows = []
     for condition in chosen:
         cells = [delta(_avg(vs, "delta_rep", pairwise=True, condition=condition, benchmark=b, instr_lang="en"),

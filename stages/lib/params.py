@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stages.lib.errors import StageError
+from stages.lib.paths import BASELINE, eval_folder
 
 # Every params value that becomes a path component or reaches a shell through dvc.yaml's ``cmd``
 # (run ids, sources, datasets, sessions, folders) must be one plain name: no '/', '..', '.', '@', blank,
@@ -461,11 +462,17 @@ class Train(Strict):
 
 
 class EvalSession(Strict):
-    """One evaluate@<session> stage: the weights it depends on and the folder it writes."""
+    """One evaluate@<session> stage: what it evaluates, the weights it depends on and the folders it writes.
+    ``condition`` and ``seed`` are the published layout's (the grid entry's ``condition_folder``, the run's
+    seed; the baseline: ``baseline`` and none): every file name of the session is made from them."""
 
+    condition: str = Field(description="the published condition folder: baseline, condition-3-zh-5k-native-code, ...")
+    seed: int | None = Field(description="the run's seed; null for the baseline")
     weights: str = Field(description="dvc.yaml dep: the adapter folder, or models/base for the baseline")
-    out: str = Field(description="metrics/eval/<phase>/conditions/<condition>/seed<N|none>")
+    out: str = Field(description="metrics/eval/<phase>/conditions/<condition>/seed<N|none> (Phase 2: .../results)")
     reparsed: str = Field(description="where the reparse stage writes this session: metrics/reparsed/<the same layout>")
+
+    _condition = field_validator("condition")(_check_names)
 
     @field_validator("weights", "out", "reparsed")
     @classmethod
@@ -473,6 +480,11 @@ class EvalSession(Strict):
         if not all(RUN_ID_RE.fullmatch(part) for part in value.split("/")):
             raise ValueError(f"{value!r} must be a relative path of plain names (no '..', no leading '/')")
         return value
+
+    @property
+    def adapter(self) -> str | None:
+        """The adapter's subfolder under models/ (as the seed card loads it); None for the baseline."""
+        return None if self.condition == BASELINE else self.weights.split("/", 1)[1]
 
 
 class Served(Strict):
@@ -528,6 +540,9 @@ class Evaluate(Strict):
     protocol: Literal["phase3", "phase2"] = Field(description="which templates of the benchmark definitions")
     backend: Literal["hf", "vllm", "served"] = "hf"
     benchmarks: list[str] = Field(min_length=1, description="definitions in stages/lib/tasks/, in loop order")
+    tasks_dirs: list[str] = Field(
+        default_factory=list, description="more folders of benchmark definitions (<name>.yaml), searched before stages/lib/tasks/"
+    )
     templates: list[str] = Field(min_length=1, description="template wordings, e.g. template1, template2")
     data_langs: list[str] = Field(min_length=1)
     instr_langs: list[str] = Field(min_length=1)
@@ -602,13 +617,17 @@ class GridEntry(Strict):
     langs: list[str] = Field(min_length=1)
     tiers: list[str] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
-    run_name: str = Field(description="run id template with {lang}, {tier} and {seed}")
+    run_name: str = Field(description="run id (the published adapter folder) template with {lang}, {tier} and {seed}")
+    condition_folder: str = Field(
+        description="the published results folder of the condition (conditions/<condition_folder>/...), "
+        "template with {lang} and {tier}"
+    )
     dataset: str = Field(description="training dataset name template with {lang} and {tier}")
 
     _langs = field_validator("langs")(_check_langs)
     _tiers = field_validator("tiers")(_check_tiers)
 
-    @field_validator("run_name", "dataset")
+    @field_validator("run_name", "condition_folder", "dataset")
     @classmethod
     def _template(cls, value: str) -> str:
         # the placeholders stand for names checked above; what is around them must be a plain name too
@@ -627,40 +646,39 @@ class Run(Strict):
     _names = field_validator("tier", "dataset")(_check_names)
 
 
-def expand_grid(grid: list[GridEntry]) -> dict[str, Run]:
-    """The run grid as the study ran it, keyed by the published adapter names."""
-    runs: dict[str, Run] = {}
+def _grid_runs(grid: list[GridEntry]):
+    """(run id, condition folder, run) of every run of the grid, in grid order; a run id made twice is an error."""
+    seen: set[str] = set()
     for entry in grid:
         for lang in entry.langs:
             for tier in entry.tiers:
                 for seed in entry.seeds:
                     fields = {"lang": lang, "tier": tier, "seed": seed}
                     run_id = entry.run_name.format(**fields)
-                    if run_id in runs:
+                    if run_id in seen:
                         raise ValueError(f"grid: run id {run_id!r} is produced twice")
-                    runs[run_id] = Run(
-                        condition=entry.condition,
-                        data_lang=lang,
-                        tier=tier,
-                        seed=seed,
-                        dataset=entry.dataset.format(**fields),
-                    )
-    return runs
+                    seen.add(run_id)
+                    run = Run(condition=entry.condition, data_lang=lang, tier=tier, seed=seed,
+                              dataset=entry.dataset.format(**fields))
+                    yield run_id, entry.condition_folder.format(**fields), run
 
 
-def evaluation_sessions(phase: str, adapters_dir: str, run_ids: list[str]) -> dict[str, EvalSession]:
-    """The baseline and every run, each with the weights it evaluates and its published-layout folder."""
-    def session(weights: str, folder: str) -> EvalSession:
-        where = f"{phase}/conditions/{folder}"
-        return EvalSession(weights=weights, out=f"metrics/eval/{where}", reparsed=f"metrics/reparsed/{where}")
+def expand_grid(grid: list[GridEntry]) -> dict[str, Run]:
+    """The run grid as the study ran it, keyed by the published adapter names."""
+    return {run_id: run for run_id, _, run in _grid_runs(grid)}
 
-    # the published layouts: Phase 3 keeps seeds (baseline: seednone), Phase 2 one results/ folder
-    sessions = {"baseline": session("models/base", "baseline/results" if phase == "phase2" else "baseline/seednone")}
-    for run_id in run_ids:
-        condition, _, seed = run_id.rpartition("-seed")
-        # Phase 2's ids carry no seed; its published files sit in conditions/<condition>/results/
-        folder = f"{condition}/seed{seed}" if condition and seed.isdigit() else f"{run_id}/results"
-        sessions[run_id] = session(f"{adapters_dir}/{run_id}", folder)
+
+def evaluation_sessions(phase: str, adapters_dir: str, grid: list[GridEntry]) -> dict[str, EvalSession]:
+    """The baseline and every run of the grid: what each evaluates, its weights and its published-layout folders
+    (stages/lib/paths.py: the phase decides the layout, and nothing else decides it)."""
+    def session(condition: str, seed: int | None, weights: str) -> EvalSession:
+        where = eval_folder(phase, condition, seed)
+        return EvalSession(condition=condition, seed=seed, weights=weights, out=f"metrics/eval/{where}",
+                           reparsed=f"metrics/reparsed/{where}")
+
+    sessions = {BASELINE: session(BASELINE, None, "models/base")}
+    for run_id, condition, run in _grid_runs(grid):
+        sessions[run_id] = session(condition, run.seed, f"{adapters_dir}/{run_id}")
     return sessions
 
 
@@ -917,7 +935,8 @@ class Params(Strict):
                 "runs does not match grid (missing %s, extra %s); regenerate it with "
                 "`python -m tools.configure`" % (missing or "none", extra or "none")
             )
-        sessions = evaluation_sessions(self.phase, self.train.adapters_dir, list(self.runs))
+        made = evaluation_sessions(self.phase, self.train.adapters_dir, self.grid)
+        sessions = {key: made[key] for key in (BASELINE, *self.runs)}  # in the runs' order
         if list(self.evaluate.sessions.items()) != list(sessions.items()):
             raise ValueError(
                 "evaluate.sessions must be the baseline plus every run, in order; regenerate it with "

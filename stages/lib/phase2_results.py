@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.params import Params
+from stages.lib.paths import seed_token
 from stages.lib.results_index import BASELINE, RUN_COLUMNS, VALUE_COLUMNS, ReportError, display_name, read_json
 
 TEMPLATE = "phase2"  # the template column of runs.csv: Phase 2 had one wording per language
@@ -73,7 +74,7 @@ def expected_sessions(params: Params, eval_dir: Path | str) -> tuple[list[Sessio
     """The params' sessions in their order, each with the files found; absent files as missing rows."""
     sessions, missing = [], []
     for key, spec in params.evaluate.sessions.items():
-        seed = "none" if key == BASELINE else str(params.runs[key].seed)
+        seed = seed_token(spec.seed)
         session = Session(key, seed)
         folder = session_folder(spec.out, Path(eval_dir))
         for prompt, name in PROMPTS.items():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Sequence, Union
 
 import msgspec
 
@@ -64,7 +64,7 @@ class CellScore:
 def parse_cell_key(key: str) -> Cell:
     match = CELL_KEY.match(key)
     if not match:
-        raise ReparseError(f"unknown cell key {key!r} (expected template<N>_<xnli|csqa|sib200|belebele>_data=<ll>_instr=<ll>)")
+        raise ReparseError(f"unknown cell key {key!r} (expected template<N>_<benchmark>_data=<lang>_instr=<lang>)")
     return Cell(key, *match.groups())
 
 
@@ -129,12 +129,28 @@ def _score_rows(rows: list[Row], extractor: extractors.Extractor, memo: dict) ->
     return CellScore(len(rows), correct, failures)
 
 
-def extractor_provenance(extractor_name: str, benchmarks: Iterable[str], repo_head: str | None) -> dict:
+def _extractor(extractor_name: str, benchmark: str, task_dirs: Sequence[str]) -> extractors.Extractor:
+    """The registered extractor of ``benchmark``; a benchmark the registry does not know is scored as its
+    definition's ``extract_as`` says (stages/lib/tasks/, or ``task_dirs``: params' evaluate.tasks_dirs)."""
+    try:
+        return extractors.get_extractor(extractor_name, benchmark)
+    except KeyError as error:
+        from stages.lib.tasks import BenchmarkError, find_benchmark  # only for benchmarks beyond the registry's
+
+        try:
+            definition = find_benchmark(benchmark, tuple(task_dirs))
+        except BenchmarkError:
+            raise error from None
+        return extractors.get_extractor(extractor_name, definition.extractor_key)
+
+
+def extractor_provenance(extractor_name: str, benchmarks: Iterable[str], repo_head: str | None,
+                         task_dirs: Sequence[str] = ()) -> dict:
     record = {
         "source_path": Path(extractors.__file__).name,  # basename: no machine path in outputs
         "content_sha256": extractors.source_sha256(),
         "extractor": extractor_name,
-        "extractor_versions": {b: extractors.get_extractor(extractor_name, b).version for b in benchmarks},
+        "extractor_versions": {b: _extractor(extractor_name, b, task_dirs).version for b in benchmarks},
     }
     if repo_head:
         record["repo_head_commit"] = repo_head
@@ -148,6 +164,7 @@ def reparse_results(
     extractor_name: str = DEFAULT_EXTRACTOR,
     reparsed_at: str | None = None,
     repo_head: str | None = None,
+    task_dirs: Sequence[str] = (),
 ) -> dict:
     """The ``_summary_reparsed_`` body for one parsed ``_results_`` file.
 
@@ -155,12 +172,13 @@ def reparse_results(
     Raises :class:`ReparseError` naming ``source_name`` and the cell/row at fault.
     """
     try:
-        return _reparse(results, source_name, extractor_name, reparsed_at, repo_head)
+        return _reparse(results, source_name, extractor_name, reparsed_at, repo_head, task_dirs)
     except ReparseError as error:
         raise ReparseError(f"{source_name}: {error}") from None
 
 
-def _reparse(results: Any, source_name: str, extractor_name: str, reparsed_at: str | None, repo_head: str | None) -> dict:
+def _reparse(results: Any, source_name: str, extractor_name: str, reparsed_at: str | None, repo_head: str | None,
+             task_dirs: Sequence[str] = ()) -> dict:
     if not isinstance(results, dict):
         raise ReparseError(f"expected a JSON object at the top level, got {type(results).__name__}")
     old_summary = _mapping(results, "summary")
@@ -176,7 +194,7 @@ def _reparse(results: Any, source_name: str, extractor_name: str, reparsed_at: s
             continue
         cell = parse_cell_key(key)
         try:
-            extractor = extractors.get_extractor(extractor_name, cell.benchmark)
+            extractor = _extractor(extractor_name, cell.benchmark, task_dirs)
         except KeyError as error:
             raise ReparseError(f"cell {key!r}: {error.args[0]}") from None
         score = score_cell(cell, rows, extractor, memos.setdefault(cell.benchmark, {}))
@@ -200,7 +218,7 @@ def _reparse(results: Any, source_name: str, extractor_name: str, reparsed_at: s
             "reparsed_at": reparsed_at,
             "original_results_filename": source_name,
             "extractors_applied": sorted(benchmarks),
-            "extractor_provenance": extractor_provenance(extractor_name, sorted(benchmarks), repo_head),
+            "extractor_provenance": extractor_provenance(extractor_name, sorted(benchmarks), repo_head, task_dirs),
             "cells_changed": len(deltas),
             "delta_per_cell": deltas,
         },

@@ -1,9 +1,9 @@
 """The published result files of the study, in one place: names, cell keys, bodies, I/O.
 
 ``legesher/language-decoded-experiments`` lays its Phase 3 results out as
-``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N|none>[_smoke<N>]_<kind>_<template>.json``.
-Evaluate writes exactly that layout under ``metrics/eval``,
-and reparse and report read it, both ours and the published files, through this module.
+``phase3/conditions/<condition>/seed<N|none>/<condition>_seed<N|none>[_smoke<N>]_<kind>_<template>.json``
+(the folder and file-name rules: stages/lib/paths.py). Evaluate writes exactly that layout under
+``metrics/eval``, and reparse and report read it, both ours and the published files, through this module.
 
 - ``_results_<template>.json``: ``{"summary": {"<cell>_acc": ...}, "parse_failure_rates":
   {"<cell>": ...}, "<cell>": [row, ...], ...}``, rows in dataset order;
@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from stages.lib.errors import StageError
+from stages.lib.paths import BASELINE  # noqa: F401 - the session of the base model, for readers of results
 
-BASELINE = "baseline"
-KINDS = ("results", "summary", "partial", "summary_reparsed", "summary_loglik")
-
-CELL_KEY = re.compile(r"^(template\d+)_(xnli|csqa|sib200|belebele)_data=([a-z]{2})_instr=([a-z]{2})$")
-RESULTS_NAME = re.compile(r"^(?P<stem>.+)_results_(?P<template>template\d+|all)\.json$")
+# A cell key: any benchmark name and language code (params' plain names); which ones a study has is
+# its grid (params' evaluate section and stages/lib/tasks/), checked where the cells are read.
+CELL_KEY = re.compile(r"^(template\d+)_([A-Za-z0-9][A-Za-z0-9_-]*?)_data=([a-z]{2,3})_instr=([a-z]{2,3})$")
 
 
 @dataclass(frozen=True)
@@ -49,32 +48,8 @@ class Cell:
 def parse_cell_key(key: str) -> Cell:
     match = CELL_KEY.match(key)
     if not match:
-        raise ValueError(f"cell key {key!r} is not template<N>_<benchmark>_data=<xx>_instr=<xx>")
+        raise ValueError(f"cell key {key!r} is not template<N>_<benchmark>_data=<lang>_instr=<lang>")
     return Cell(*match.groups())
-
-
-def seed_token(seed: int | None) -> str:
-    return "none" if seed is None else str(seed)
-
-
-def stem(condition: str, seed: int | None, smoke: int | None = None) -> str:
-    return f"{condition}_seed{seed_token(seed)}" + (f"_smoke{smoke}" if smoke else "")
-
-
-def file_name(condition: str, seed: int | None, kind: str, template: str, smoke: int | None = None) -> str:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}")
-    return f"{stem(condition, seed, smoke)}_{kind}_{template}.json"
-
-
-def split_run_id(run_id: str) -> tuple[str, int | None]:
-    """``condition-2-zh-5k-seed42`` -> (``condition-2-zh-5k``, 42); ``baseline`` -> (``baseline``, None)."""
-    if run_id == BASELINE:
-        return BASELINE, None
-    match = re.match(r"^(?P<condition>.+)-seed(?P<seed>\d+)$", run_id)
-    if not match:
-        raise ValueError(f"run id {run_id!r} does not end in -seed<N>")
-    return match["condition"], int(match["seed"])
 
 
 # --------------------------------------------------------------------------- bodies

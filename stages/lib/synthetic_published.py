@@ -26,7 +26,8 @@ import random
 from pathlib import Path
 
 from stages.lib import extractors
-from stages.lib.results_index import BASELINE, condition_info, expected_cells
+from stages.lib.paths import condition_parts, eval_folder, result_file_name
+from stages.lib.results_index import BASELINE, expected_cells
 
 SESSIONS = (
     (BASELINE, "none"),
@@ -68,7 +69,7 @@ _GARBAGE = ("???", "I am not sure", "\u6ca1\u6709entailment", "")
 
 def accuracy(condition: str, seed: str, template: int, bench: str, data: str, instr: str, rng: random.Random) -> float:
     """The planted probability of a right answer in one cell."""
-    info = condition_info(condition)
+    info = condition_parts(condition)
     p = BASE_ACC[bench] + (0.05 if template == 1 else -0.03) + (0.04 if data == "en" else 0.0)
     if info["number"] == 1:
         p += 0.05
@@ -135,7 +136,7 @@ def _choice_answer(gold: str, right: bool, bench: str, rng: random.Random) -> st
 
 def cell_rows(condition: str, seed: str, template: int, bench: str, data: str, instr: str, rng: random.Random) -> list[dict]:
     p = accuracy(condition, seed, template, bench, data, instr, rng)
-    constant = condition_info(condition)["number"] == 5
+    constant = condition_parts(condition)["number"] == 5
     classes = {"sib200": extractors.SIB200_CATEGORIES, "xnli": extractors.XNLI_LABELS}.get(bench) or tuple(CHOICES.get(bench, ""))
     strict = extractors.get_extractor("strict", bench)
     rows = []
@@ -174,13 +175,13 @@ def write_tree(root: Path | str, seed: int = 0) -> Path:
     """Write the tree under ``root`` (which it creates); returns ``root``."""
     root = Path(root)
     for condition, session_seed in SESSIONS:
-        folder = root / "phase3" / "conditions" / condition / f"seed{session_seed}"
+        seed_value = None if session_seed == "none" else int(session_seed)
+        folder = root / eval_folder("phase3", condition, seed_value)
         folder.mkdir(parents=True, exist_ok=True)
         for template in (1, 2):
             rng = random.Random(f"{seed}/{condition}/{session_seed}/{template}")
             results, summary = session_bodies(condition, session_seed, template, rng)
-            stem = f"{condition}_seed{session_seed}"
             for kind, body in (("results", results), ("summary", summary)):
-                (folder / f"{stem}_{kind}_template{template}.json").write_text(
+                (folder / result_file_name(condition, seed_value, kind, f"template{template}")).write_text(
                     json.dumps(body, ensure_ascii=False, indent=2), encoding="utf-8")
     return root

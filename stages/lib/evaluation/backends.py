@@ -15,11 +15,12 @@ from typing import Sequence
 
 from stages.lib.base_weights import base_source
 from stages.lib.evaluation import EvaluateError
+from stages.lib.evaluation.adapters import check_loaded
 from stages.lib.evaluation.grid import Session
 from stages.lib.loading import load_adapter, load_causal_lm, load_tokenizer, nf4_config, require_safetensors
 from stages.lib.params import Evaluate, Params
 from stages.lib.served import ServedModel, model_name
-from stages.lib.tasks import load_benchmark
+from stages.lib.tasks import find_benchmark
 
 EVAL_PACKAGES = ("accelerate", "datasets", "peft", "safetensors", "tokenizers", "torch", "transformers")
 
@@ -293,7 +294,7 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
     if evaluate.backend == "served":  # the server holds the weights: no base to load here
         model = ServedModel(evaluate.served, model_name(evaluate.served, session.id, session.adapter))
         probe = "The answer is"
-        loglik = evaluate.loglik and any(load_benchmark(name).choices for name in evaluate.benchmarks)
+        loglik = evaluate.loglik and any(find_benchmark(name, evaluate.tasks_dirs).choices for name in evaluate.benchmarks)
         model.check(probe, Backend(tokenizer, evaluate).encode([probe])[0], loglik)
         return ServedBackend(model, tokenizer, evaluate)
     source, pinned = base_source(params.base, base_dir)  # pinned: {"revision": ...} for a Hub base
@@ -312,6 +313,7 @@ def load_backend(params: Params, session: Session, base_dir: Path, models_dir: P
     if session.adapter:
         # exactly as the seed card loads a published adapter (safetensors only)
         model = load_adapter(model, models_dir, session.adapter)
+        check_loaded(model, models_dir / session.adapter / "adapter_model.safetensors", session.id)
     if not evaluate.load_in_4bit and torch.cuda.is_available():
         model = model.to("cuda")
     model.eval()

@@ -8,7 +8,6 @@ instruction language and the other runs English plus their own language.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 from stages.lib import results
@@ -25,20 +24,15 @@ class Session:
 
 
 def session_of(params: Params, session_id: str) -> Session:
+    """The session as params declare it: its published condition folder and seed are data
+    (``evaluate.sessions``, made by params.evaluation_sessions), never split out of the run id."""
     if session_id not in params.evaluate.sessions:
         raise EvaluateError(
             f"params.yaml: evaluate.sessions has no {session_id!r} (has {', '.join(params.evaluate.sessions)})"
         )
-    if session_id == results.BASELINE:
-        return Session(session_id, results.BASELINE, None, None, None)
-    run = params.runs[session_id]
-    if params.evaluate.protocol == "phase2":  # one seed, and the run id is the condition's name
-        condition, seed = session_id, run.seed
-    else:
-        condition, seed = results.split_run_id(session_id)
-    # the subfolder under models/, as the seed card passes it to PeftModel.from_pretrained
-    adapter = Path(params.evaluate.sessions[session_id].weights).relative_to("models").as_posix()
-    return Session(session_id, condition, seed, run.data_lang, adapter)
+    spec = params.evaluate.sessions[session_id]
+    data_lang = params.runs[session_id].data_lang if spec.adapter else None
+    return Session(session_id, spec.condition, spec.seed, data_lang, spec.adapter)
 
 
 def instr_langs(session: Session, evaluate: Evaluate) -> list[str]:

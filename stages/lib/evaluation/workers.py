@@ -53,7 +53,8 @@ def visible_gpus() -> list[str]:
     return [str(index) for index in range(torch.cuda.device_count())]
 
 
-def run_workers(params: Params, session_id: str, scratch: Path, resume_root: Path, base_dir: Path, models_dir: Path) -> None:
+def run_workers(params: Params, session_id: str, scratch: Path, resume_root: Path, base_dir: Path, models_dir: Path,
+                train_metrics: Path) -> None:
     """Start ``evaluate.processes`` workers on this session's cells and wait for all of them.
 
     The workers read the params this process resolved (written into the resume folder), so they
@@ -71,6 +72,7 @@ def run_workers(params: Params, session_id: str, scratch: Path, resume_root: Pat
         command = [
             sys.executable, "-m", "stages.evaluate", "--session", session_id, "--worker", f"{index}/{count}",
             "--params", str(params_file), "--base", str(base_dir), "--models", str(models_dir),
+            "--train-metrics", str(train_metrics),
             "--resume-root", str(resume_root), "--no-progress",
         ]
         workers.append(subprocess.Popen(command, env=env))

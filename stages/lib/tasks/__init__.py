@@ -7,8 +7,13 @@ and lists), how the gold answer is normalised, which keys a published result row
 (``row_keys``), the candidate answers for log-likelihood scoring (``choices``) and the prompt
 templates of each protocol (phase3: template1/template2; phase2: one wording), byte-exact.
 
+Optional keys: ``n_examples`` (the items per language the published study counted, which its
+statistics use), ``extract_as`` (a benchmark whose extractors score this one's answers, e.g. a new
+A-D multiple-choice benchmark scored as ``belebele``; default: its own name).
+
 This module only reads those files: adding a benchmark or a language is an edit of a YAML
-file and of params, not of code. The few gold normalisations are named functions here,
+file and of params, not of code. A benchmark defined outside this folder is found through
+``evaluate.tasks_dirs`` (params), searched before it. The few gold normalisations are named functions here,
 because they are code the YAML picks by name.
 """
 
@@ -81,6 +86,13 @@ class Benchmark:
     choices: tuple[str, ...] | None = None
     source_overrides: dict = field(default_factory=dict)
     path: Path = HERE
+    n_examples: int | None = None
+    extract_as: str = ""
+
+    @property
+    def extractor_key(self) -> str:
+        """The benchmark name the extractor registry knows this one's answers under."""
+        return self.extract_as or self.name
 
     def code(self, lang: str) -> str:
         try:
@@ -138,7 +150,7 @@ def load_benchmark(name: str, directory: Path = HERE) -> Benchmark:
     missing = [key for key in _REQUIRED if key not in doc]
     if missing:
         raise BenchmarkError(f"{path}: missing key(s) {', '.join(missing)}")
-    extra = set(doc) - set(_REQUIRED) - {"choices", "source_overrides", "about"}
+    extra = set(doc) - set(_REQUIRED) - {"choices", "source_overrides", "about", "n_examples", "extract_as"}
     if extra:
         raise BenchmarkError(f"{path}: unknown key(s) {', '.join(sorted(extra))}")
     if doc["name"] != name:
@@ -160,11 +172,50 @@ def load_benchmark(name: str, directory: Path = HERE) -> Benchmark:
         choices=tuple(choices) if choices else None,
         source_overrides=doc.get("source_overrides") or {},
         path=path,
+        n_examples=doc.get("n_examples"),
+        extract_as=doc.get("extract_as") or "",
     )
 
 
-def definition_files(names: Iterable[str], directory: Path = HERE) -> list[Path]:
-    return [Path(directory) / f"{name}.yaml" for name in names]
+def find_benchmark(name: str, dirs: Iterable[Path | str] = ()) -> Benchmark:
+    """The definition of ``name`` from the first of ``dirs`` that has it, else from this folder."""
+    for directory in dirs:
+        if (Path(directory) / f"{name}.yaml").is_file():
+            return load_benchmark(name, Path(directory))
+    return load_benchmark(name)
+
+
+def benchmark_extractor(extractor: str, benchmark: str, dirs: Iterable[Path | str] = ()):
+    """The ``extractor`` that scores ``benchmark`` (through its ``extract_as``), or a KeyError naming both."""
+    from stages.lib import extractors
+
+    try:
+        return extractors.get_extractor(extractor, benchmark)
+    except KeyError:
+        try:
+            key = find_benchmark(benchmark, tuple(dirs)).extractor_key
+        except BenchmarkError:
+            raise KeyError(f"no {extractor!r} extractor for {benchmark!r} and no definition of it") from None
+        return extractors.get_extractor(extractor, key)
+
+
+def all_benchmarks(directory: Path = HERE) -> list[Benchmark]:
+    """Every definition of a folder, by name."""
+    return [load_benchmark(path.stem, Path(directory)) for path in sorted(Path(directory).glob("*.yaml"))]
+
+
+def paper_n_examples(directory: Path = HERE) -> dict[str, int]:
+    """Benchmark -> the items per language the published study counted (the definitions' ``n_examples``)."""
+    return {b.name: b.n_examples for b in all_benchmarks(directory) if b.n_examples is not None}
+
+
+def titles(directory: Path = HERE) -> dict[str, str]:
+    """Benchmark -> its name in tables and figures (the definitions' ``title``)."""
+    return {b.name: b.title for b in all_benchmarks(directory)}
+
+
+def definition_files(names: Iterable[str], dirs: Iterable[Path | str] = ()) -> list[Path]:
+    return [find_benchmark(name, tuple(dirs)).path for name in names]
 
 
 # --------------------------------------------------------------------------- reading rows

@@ -3,7 +3,7 @@
 - ``peft-cpu`` (smoke): plain PEFT LoRA on a float32 base on CPU with the transformers
   ``Trainer``. Deterministic: ``torch.use_deterministic_algorithms(True)`` (restored after the
   run), the seeded sampler, no dataloader workers, no dropout, and the CPU kernels pinned at
-  AVX2 with MKL in its thread-count-independent mode (stages/lib/numerics.py). Runs write
+  AVX2 with MKL on its COMPATIBLE branch and one MKL thread (stages/lib/numerics.py). Runs write
   byte-identical ``adapter_model.safetensors`` and ``training_metrics.json`` on any x86-64 CPU
   with AVX2, whatever its thread count (logged in ``logs/train-<run>.json``); unpinned, 1 and 2
   threads and an AVX2-capped MKL gave three different adapters on one AVX-512 machine.

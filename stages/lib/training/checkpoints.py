@@ -39,9 +39,10 @@ def checkpoint_fingerprint(resolved: dict) -> str:
     numerics: a checkpoint made under other kernels is not resumed, and the code: stage module and its
     project imports, stages.lib.fingerprint). Checkpoints are no DVC output, so no output holds it."""
     train = {k: v for k, v in resolved["train"].items() if k != "save_steps"}
-    content = {**content_provenance("train", {**resolved, "train": train}, packages=train_packages(train["backend"])),
+    packages = train_packages(train["backend"])
+    content = {**content_provenance("train", {**resolved, "train": train}, packages=packages),
                "cpu_numerics": cpu_numerics(),
-               "code": code_fingerprint("stages.train", train_packages(train["backend"]))}
+               "code": code_fingerprint("stages.train", packages)}
     return record_sha256(content)
 
 
