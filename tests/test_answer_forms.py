@@ -59,3 +59,29 @@ def test_draw_follows_the_language_weights():
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind 'tidy'"):
         answer_forms.form("xnli", "tidy", "neutral", "en")
+
+
+@pytest.mark.parametrize("logit_scale", [0.0625, 1.0])
+def test_answer_loss_equals_the_models_own_labelled_loss(logit_scale):
+    """pretrain's loss skips the LM head on prompt positions; it must still be the model's own loss."""
+    import torch
+
+    from stages.base import build_model
+    from stages.lib.pretrain import answer_loss
+
+    model = build_model({"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 64,
+                         "logit_scale": logit_scale, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}, 50, 7)
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(3, 50, (3, 12), generator=generator)
+    mask = torch.ones_like(input_ids)
+    mask[0, :2] = 0
+    labels = torch.full_like(input_ids, -100)
+    labels[:, 9:] = input_ids[:, 9:]
+    labels[1, 5:] = input_ids[1, 5:]
+    ours = answer_loss(model, input_ids, mask, labels)
+    theirs = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+    labels[:, 9:] = -100
+    labels[1, 5:] = -100
+    labels[2, 11] = input_ids[2, 11]
+    assert not torch.allclose(answer_loss(model, input_ids, mask, labels), ours)  # it reads the labels it is given
