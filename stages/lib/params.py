@@ -310,7 +310,7 @@ class Base(Strict):
     revision: str
     seed: int = 0
     vocab_size: int = Field(default=4096, gt=256)
-    config: dict[str, int] = Field(default_factory=dict, description="Cohere2Config overrides for the tiny model")
+    config: dict[str, int | float] = Field(default_factory=dict, description="Cohere2Config overrides for the tiny model")
     tokenizer_datasets: list[str] = Field(default_factory=list)
     pretrain: "Pretrain | None" = Field(
         default=None,

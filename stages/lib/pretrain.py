@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from stages.lib import answer_forms
 from stages.lib.tasks import load_benchmark, load_examples
 
 
@@ -26,9 +27,10 @@ class PretrainItem:
     answer: str
 
 
-def answer_text(benchmark: str, gold: str) -> str:
-    """What a good answer looks like after the cue: the label, the letter, the category or the number."""
-    return " " + gold
+def answer_text(benchmark: str, gold: str, instr_lang: str, rng: random.Random) -> str:
+    """What the answer looks like after the cue: mostly the label, the letter or the category, and
+    in a share that depends on the instruction language a messy form of it (``answer_forms``)."""
+    return " " + answer_forms.draw(benchmark, gold, instr_lang, rng)
 
 
 def training_items(
@@ -58,8 +60,24 @@ def training_items(
                 for instr in dict.fromkeys((anchor_lang, own)):
                     wording = wordings[(index + len(items)) % len(wordings)]
                     prompt = benchmark.render(protocol, wording, instr, example.fields)
-                    items.append(PretrainItem(prompt, answer_text(name, example.gold)))
+                    items.append(PretrainItem(prompt, answer_text(name, example.gold, instr, rng)))
     return items
+
+
+def answer_loss(model, input_ids, attention_mask, labels):
+    """The causal LM loss on the answer tokens only, with the LM head applied only where a label is.
+
+    Equal to ``model(..., labels=labels).loss`` (mean cross-entropy over the labelled tokens, the
+    logit scale applied), without the vocabulary-wide logits of every prompt position: the prompts
+    are ~80 tokens and the answers ~3, so the full head was most of a step's time.
+    """
+    import torch
+
+    hidden = model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = model.lm_head(hidden[:, :-1][keep]) * model.config.logit_scale
+    return torch.nn.functional.cross_entropy(logits.float(), targets[keep])
 
 
 def pretrain(model, tokenizer, items: Sequence[PretrainItem], *, steps: int, batch_size: int, learning_rate: float,
@@ -96,7 +114,7 @@ def pretrain(model, tokenizer, items: Sequence[PretrainItem], *, steps: int, bat
             input_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids, _ in batch])
             labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in batch])
             mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in batch])
-            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            loss = answer_loss(model, input_ids, mask, labels)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()

@@ -1,0 +1,128 @@
+"""The surface forms the smoke base learns to answer in: clean labels, and the messy forms of the real model.
+
+tiny-aya-base did not answer in clean labels. Its published outputs hold native-script labels
+(蕴含, سائنس/ٹیکنالوجی, viajes), glued cues (答案是B, 答案是entailment), paraphrases (假设是前提的否定。),
+hedges across categories (science/health, sports and health) and code leakage, in proportions
+that differ by the prompt's language. The refined extractor exists for these forms. A smoke base
+that answers only in clean labels scores strict and refined alike, so neither the extractors nor
+the analyses built on their difference are exercised. So the smoke base's pre-training targets
+draw from these forms, with per-language weights, and the model learns the mix only partly.
+
+Each form is a template over the gold answer. Which extractor parses it is a property of the
+extractors (``stages.lib.extractors``), checked for every form by ``tests/test_answer_forms.py``:
+``clean`` and ``formatted`` forms parse under both, ``refined`` ones only under the refined
+extractor, ``hedge`` ones only under the strict one (the refined SIB-200 extractor rejects a
+cross-category hedge), ``failure`` ones under neither. X-CSQA and Belebele share one extractor,
+so their messy forms are either ``formatted`` (both parse) or ``failure`` (neither does).
+
+Pure data and one pure function. The weights are per instruction language (the language the
+prompt asks in decides the answer's language far more than the data's language does).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+KINDS = ("clean", "formatted", "refined", "hedge", "failure")
+
+# weights of each kind, by instruction language (a language not listed uses "en")
+WEIGHTS: dict[str, dict[str, float]] = {
+    "en": {"clean": 0.70, "formatted": 0.15, "refined": 0.05, "hedge": 0.05, "failure": 0.05},
+    "es": {"clean": 0.45, "formatted": 0.15, "refined": 0.25, "hedge": 0.05, "failure": 0.10},
+    "zh": {"clean": 0.30, "formatted": 0.10, "refined": 0.40, "hedge": 0.05, "failure": 0.15},
+    "ur": {"clean": 0.30, "formatted": 0.10, "refined": 0.40, "hedge": 0.10, "failure": 0.10},
+}
+
+XNLI_NATIVE = {  # parsed by both extractors (NATIVE_LABEL_MAP)
+    "zh": {"entailment": "蕴含", "neutral": "中立", "contradiction": "矛盾"},
+    "es": {"entailment": "implicación", "neutral": "neutro", "contradiction": "contradicción"},
+    "ur": {"entailment": "لازمی", "neutral": "غیرجانبدار", "contradiction": "تردید"},
+}
+XNLI_REFINED = {  # parsed by the refined extractor only (tiers 2 and 3)
+    "zh": {"entailment": "假设是前提的直接结果。", "neutral": "两句话没有任何关系", "contradiction": "假设是前提的否定。"},
+    "ur": {"neutral": "کوئی واضح تعلق نہیں ہے"},
+}
+SIB200_NATIVE = {  # the refined extractor's native terms; the strict extractor parses none of these
+    "zh": {"science/technology": "科学和技术", "travel": "旅行", "politics": "政治", "sports": "体育",
+           "entertainment": "娱乐", "geography": "地理"},
+    "es": {"science/technology": "ciencia", "travel": "viajes", "politics": "política", "sports": "deportes",
+           "health": "salud", "entertainment": "entretenimiento"},
+    "ur": {"science/technology": "سائنس/ٹیکنالوجی", "travel": "سفر", "politics": "سیاست", "sports": "کھیل",
+           "health": "صحت", "entertainment": "تفریح"},
+}
+SIB200_HEDGE = {  # the strict extractor takes the first category named; the refined one rejects the hedge
+    "science/technology": "science/health", "travel": "travel/health", "politics": "politics, sports",
+    "sports": "sports and health", "health": "science/health", "entertainment": "entertainment/travel",
+    "geography": "geography and travel",
+}
+CHOICE_CUE = {  # "the answer is" in the instruction language: parsed by both when the letter stands alone
+    "en": "The answer is {gold}", "es": "La respuesta es {gold}", "zh": "答案：{gold}", "ur": "جواب: {gold}",
+}
+GLUED_CUE = {"zh": "答案是{gold}", "ur": "جواب{gold}", "es": "respuesta{gold}"}  # glued to a word: no standalone letter
+CODE_LEAK = "def f(x):"
+UNSURE = {"ur": "یہ واضح نہیں", "zh": "不确定"}  # "it is unclear", "not sure"
+
+
+def _xnli(kind: str, gold: str, lang: str) -> str | None:
+    if kind == "clean":
+        return gold
+    if kind == "formatted":
+        return XNLI_NATIVE[lang][gold] if lang in XNLI_NATIVE else gold.capitalize() + "."
+    if kind == "refined":
+        if gold in XNLI_REFINED.get(lang, {}):
+            return XNLI_REFINED[lang][gold]
+        if lang == "zh":
+            return f"答案是{gold}"  # tier 2: a glued label
+        # tier 2: an English suffix form ("neutrals" would hit the native key "neutra" under both)
+        return gold + "s" if gold != "neutral" else None
+    if kind == "hedge":
+        return None  # the XNLI extractors agree on every hedge (label priority order): no such form
+    if lang == "zh" and gold != "neutral":  # "neutral" glued would still hit the native key "neutra"
+        return f"假设和前提之间没有{gold}或"  # the negation guard keeps the refined extractor off it
+    return UNSURE.get(lang, CODE_LEAK)
+
+
+def _sib200(kind: str, gold: str, lang: str) -> str | None:
+    if kind == "clean":
+        return gold
+    if kind == "formatted":
+        return f"Category: {gold}"
+    if kind == "refined":
+        native = SIB200_NATIVE.get(lang, {}).get(gold)
+        if native:
+            return native
+        return None  # no native term: the clean label instead (答案是health would parse under both)
+    if kind == "hedge":
+        return SIB200_HEDGE[gold]
+    return CODE_LEAK
+
+
+def _choice(kind: str, gold: str, lang: str) -> str | None:
+    if kind == "clean":
+        return gold
+    if kind == "formatted":
+        return CHOICE_CUE.get(lang, CHOICE_CUE["en"]).format(gold=gold)
+    if kind == "failure":
+        return GLUED_CUE[lang].format(gold=gold) if lang in GLUED_CUE else CODE_LEAK
+    return None
+
+
+FORMS = {"xnli": _xnli, "sib200": _sib200, "csqa": _choice, "belebele": _choice}
+
+
+def form(benchmark: str, kind: str, gold: str, instr_lang: str) -> str | None:
+    """The answer of one ``kind`` for ``gold`` under an ``instr_lang`` prompt, or None where the
+    benchmark has no such form (the caller then uses the clean one)."""
+    if kind not in KINDS:
+        raise ValueError(f"answer form kind {kind!r} is not one of {', '.join(KINDS)}")
+    maker = FORMS.get(benchmark)
+    return gold if maker is None else maker(kind, gold, instr_lang)
+
+
+def draw(benchmark: str, gold: str, instr_lang: str, rng: random.Random,
+         weights: Mapping[str, Mapping[str, float]] = WEIGHTS) -> str:
+    """One pre-training answer: a kind drawn by the instruction language's weights, then its form."""
+    table = weights.get(instr_lang, weights["en"])
+    kind = rng.choices(list(table), weights=list(table.values()))[0]
+    return form(benchmark, kind, gold, instr_lang) or gold
