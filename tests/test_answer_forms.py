@@ -49,11 +49,23 @@ def test_every_language_has_forms_that_split_the_extractors():
         assert kinds["refined"] >= (2 if lang == "en" else 4) and kinds["failure"] >= 4, (lang, kinds)
 
 
-def test_draw_follows_the_language_weights():
+def test_draw_follows_the_language_and_wording_weights():
     rng = random.Random(0)
-    zh = Counter(answer_forms.draw("xnli", "neutral", "zh", rng) == "neutral" for _ in range(2000))
-    en = Counter(answer_forms.draw("xnli", "neutral", "en", rng) == "neutral" for _ in range(2000))
-    assert zh[True] / 2000 < 0.45 < en[True] / 2000
+
+    def clean_share(lang, first_wording):
+        return sum(answer_forms.draw("xnli", "neutral", lang, rng, first_wording) == "neutral" for _ in range(2000)) / 2000
+
+    assert clean_share("zh", True) < 0.45 < clean_share("en", True)
+    assert clean_share("en", False) < clean_share("en", True) - 0.2  # the other wordings draw messier answers
+
+
+def test_a_kind_with_no_form_is_left_out_of_the_draw():
+    rng = random.Random(1)
+    # an XNLI answer has no hedge form, and English neutral no refined one: never the bare label in their stead
+    weights = {"en": {"clean": 0.0, "formatted": 0.0, "refined": 0.5, "hedge": 0.5, "failure": 0.0}}
+    assert {answer_forms.draw("xnli", "contradiction", "en", rng, weights=weights) for _ in range(50)} == {"contradictions"}
+    weights = {"en": {"clean": 0.1, "formatted": 0.0, "refined": 0.9, "hedge": 0.0, "failure": 0.0}}
+    assert {answer_forms.draw("xnli", "neutral", "en", rng, weights=weights) for _ in range(50)} == {"neutral"}
 
 
 def test_unknown_kind_is_refused():

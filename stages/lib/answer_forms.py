@@ -26,12 +26,21 @@ from collections.abc import Mapping
 
 KINDS = ("clean", "formatted", "refined", "hedge", "failure")
 
-# weights of each kind, by instruction language (a language not listed uses "en")
+# weights of each kind, by instruction language (a language not listed uses "en"), under the first
+# wording of a benchmark's prompt (WEIGHTS) and under the others (WEIGHTS_OTHER_WORDINGS): the
+# format an answer takes follows the prompt, so a greedy base answers messily where the prompt says
+# so, rather than always in the one form most frequent overall
 WEIGHTS: dict[str, dict[str, float]] = {
-    "en": {"clean": 0.70, "formatted": 0.15, "refined": 0.05, "hedge": 0.05, "failure": 0.05},
+    "en": {"clean": 0.65, "formatted": 0.15, "refined": 0.08, "hedge": 0.07, "failure": 0.05},
     "es": {"clean": 0.45, "formatted": 0.15, "refined": 0.25, "hedge": 0.05, "failure": 0.10},
     "zh": {"clean": 0.30, "formatted": 0.10, "refined": 0.40, "hedge": 0.05, "failure": 0.15},
     "ur": {"clean": 0.30, "formatted": 0.10, "refined": 0.40, "hedge": 0.10, "failure": 0.10},
+}
+WEIGHTS_OTHER_WORDINGS: dict[str, dict[str, float]] = {
+    "en": {"clean": 0.25, "formatted": 0.10, "refined": 0.30, "hedge": 0.25, "failure": 0.10},
+    "es": {"clean": 0.20, "formatted": 0.10, "refined": 0.40, "hedge": 0.15, "failure": 0.15},
+    "zh": {"clean": 0.15, "formatted": 0.10, "refined": 0.50, "hedge": 0.10, "failure": 0.15},
+    "ur": {"clean": 0.15, "formatted": 0.10, "refined": 0.50, "hedge": 0.10, "failure": 0.15},
 }
 
 XNLI_NATIVE = {  # parsed by both extractors (NATIVE_LABEL_MAP)
@@ -39,16 +48,16 @@ XNLI_NATIVE = {  # parsed by both extractors (NATIVE_LABEL_MAP)
     "es": {"entailment": "implicación", "neutral": "neutro", "contradiction": "contradicción"},
     "ur": {"entailment": "لازمی", "neutral": "غیرجانبدار", "contradiction": "تردید"},
 }
-XNLI_REFINED = {  # parsed by the refined extractor only (tiers 2 and 3)
-    "zh": {"entailment": "假设是前提的直接结果。", "neutral": "两句话没有任何关系", "contradiction": "假设是前提的否定。"},
-    "ur": {"neutral": "کوئی واضح تعلق نہیں ہے"},
+XNLI_REFINED = {  # parsed by the refined extractor only (tiers 2 and 3); each within 10 tokens of the smoke tokenizer
+    "zh": {"entailment": "这是推论", "neutral": "没有关系", "contradiction": "假设是前提的否定。"},
+    "ur": {"neutral": "کوئی تعلق نہیں"},
 }
-SIB200_NATIVE = {  # the refined extractor's native terms; the strict extractor parses none of these
-    "zh": {"science/technology": "科学和技术", "travel": "旅行", "politics": "政治", "sports": "体育",
+SIB200_NATIVE = {  # the refined extractor's native terms, short enough for 10 new tokens; the strict extractor parses none
+    "zh": {"science/technology": "科学", "travel": "旅行", "politics": "政治", "sports": "体育",
            "entertainment": "娱乐", "geography": "地理"},
     "es": {"science/technology": "ciencia", "travel": "viajes", "politics": "política", "sports": "deportes",
            "health": "salud", "entertainment": "entretenimiento"},
-    "ur": {"science/technology": "سائنس/ٹیکنالوجی", "travel": "سفر", "politics": "سیاست", "sports": "کھیل",
+    "ur": {"science/technology": "سائنس", "travel": "سفر", "politics": "سیاست", "sports": "کھیل",
            "health": "صحت", "entertainment": "تفریح"},
 }
 SIB200_HEDGE = {  # the strict extractor takes the first category named; the refined one rejects the hedge
@@ -113,16 +122,20 @@ FORMS = {"xnli": _xnli, "sib200": _sib200, "csqa": _choice, "belebele": _choice}
 
 def form(benchmark: str, kind: str, gold: str, instr_lang: str) -> str | None:
     """The answer of one ``kind`` for ``gold`` under an ``instr_lang`` prompt, or None where the
-    benchmark has no such form (the caller then uses the clean one)."""
+    benchmark has no such form (:func:`draw` then leaves that kind out)."""
     if kind not in KINDS:
         raise ValueError(f"answer form kind {kind!r} is not one of {', '.join(KINDS)}")
     maker = FORMS.get(benchmark)
     return gold if maker is None else maker(kind, gold, instr_lang)
 
 
-def draw(benchmark: str, gold: str, instr_lang: str, rng: random.Random,
-         weights: Mapping[str, Mapping[str, float]] = WEIGHTS) -> str:
-    """One pre-training answer: a kind drawn by the instruction language's weights, then its form."""
-    table = weights.get(instr_lang, weights["en"])
-    kind = rng.choices(list(table), weights=list(table.values()))[0]
-    return form(benchmark, kind, gold, instr_lang) or gold
+def draw(benchmark: str, gold: str, instr_lang: str, rng: random.Random, first_wording: bool = True,
+         weights: Mapping[str, Mapping[str, float]] | None = None) -> str:
+    """One pre-training answer: a kind drawn by the instruction language's weights (those of the first
+    wording or of the others), then its form; a kind with no form for this answer is left out of the draw."""
+    table = weights or (WEIGHTS if first_wording else WEIGHTS_OTHER_WORDINGS)
+    shares = table.get(instr_lang, table["en"])
+    forms = {kind: form(benchmark, kind, gold, instr_lang) for kind in shares}
+    kinds = [kind for kind in shares if forms[kind] is not None]
+    kind = rng.choices(kinds, weights=[shares[kind] for kind in kinds])[0]
+    return forms[kind]

@@ -27,10 +27,10 @@ class PretrainItem:
     answer: str
 
 
-def answer_text(benchmark: str, gold: str, instr_lang: str, rng: random.Random) -> str:
-    """What the answer looks like after the cue: mostly the label, the letter or the category, and
-    in a share that depends on the instruction language a messy form of it (``answer_forms``)."""
-    return " " + answer_forms.draw(benchmark, gold, instr_lang, rng)
+def answer_text(benchmark: str, gold: str, instr_lang: str, rng: random.Random, first_wording: bool = True) -> str:
+    """What the answer looks like after the cue: the label, the letter or the category, or, in a share
+    that depends on the instruction language and the prompt's wording, a messy form of it (``answer_forms``)."""
+    return " " + answer_forms.draw(benchmark, gold, instr_lang, rng, first_wording)
 
 
 def training_items(
@@ -60,7 +60,7 @@ def training_items(
                 for instr in dict.fromkeys((anchor_lang, own)):
                     wording = wordings[(index + len(items)) % len(wordings)]
                     prompt = benchmark.render(protocol, wording, instr, example.fields)
-                    items.append(PretrainItem(prompt, answer_text(name, example.gold, instr, rng)))
+                    items.append(PretrainItem(prompt, answer_text(name, example.gold, instr, rng, wording == wordings[0])))
     return items
 
 
