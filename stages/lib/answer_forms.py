@@ -6,7 +6,9 @@ hedges across categories (science/health, sports and health) and code leakage, i
 that differ by the prompt's language. The refined extractor exists for these forms. A smoke base
 that answers only in clean labels scores strict and refined alike, so neither the extractors nor
 the analyses built on their difference are exercised. So the smoke base's pre-training targets
-draw from these forms, with per-language weights, and the model learns the mix only partly.
+draw from these forms, with per-language weights, and the model learns the mix only partly. The
+smoke forms are shorter than some real ones (科学 for 科学和技术, سائنس for سائنس/ٹیکنالوجی): the
+evaluation generates 10 new tokens, and the smoke tokenizer spends up to three on a CJK or Urdu letter.
 
 Each form is a template over the gold answer. Which extractor parses it is a property of the
 extractors (``stages.lib.extractors``), checked for every form by ``tests/test_answer_forms.py``:
@@ -15,8 +17,10 @@ extractor, ``hedge`` ones only under the strict one (the refined SIB-200 extract
 cross-category hedge), ``failure`` ones under neither. X-CSQA and Belebele share one extractor,
 so their messy forms are either ``formatted`` (both parse) or ``failure`` (neither does).
 
-Pure data and one pure function. The weights are per instruction language (the language the
-prompt asks in decides the answer's language far more than the data's language does).
+Pure data and two pure functions. The weights are per instruction language (the language the
+prompt asks in decides the answer's language far more than the data's language does) and per wording
+(the first template or the others): a greedy decoder answers in a prompt's most likely form, so
+weights that never depended on the prompt would make every answer of a language clean or every one messy.
 """
 
 from __future__ import annotations
