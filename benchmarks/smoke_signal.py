@@ -1,4 +1,4 @@
-"""Does a built smoke workspace show the study's phenomena? Issue 18's must-hold figures.
+"""Does a built smoke workspace show the study's phenomena? The figures a smoke run must show (README).
 
     python benchmarks/smoke_signal.py                 # this checkout's built outputs
     python benchmarks/smoke_signal.py --root DIR      # another built workspace (a clone after `dvc repro`)
@@ -212,7 +212,7 @@ def pct(value) -> str:
 
 
 def render(figures: Mapping, lines: Iterable[dict]) -> str:
-    out = ["must hold (issue 18):"]
+    out = ["must hold:"]
     for line in lines:
         value, goal = (line["value"], line["goal"]) if isinstance(line["goal"], bool) else (pct(line["value"]).strip(), pct(line["goal"]).strip())
         out.append(f"  {'PASS' if line['pass'] else 'FAIL'}  {line['what']}: {value} (goal {line['op']} {goal})")

@@ -1,4 +1,4 @@
-"""evaluate scores its own run's adapter: not another run's, not the base model (issue 18).
+"""evaluate scores its own run's adapter: not another run's, not the base model.
 
 Two tiny adapters (non-zero LoRA B) on a tiny random base, recorded as train@<run> records them."""
 

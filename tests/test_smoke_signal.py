@@ -1,4 +1,4 @@
-"""benchmarks/smoke_signal.py: issue 18's must-hold figures on tiny synthetic workspaces, and their PASS/FAIL."""
+"""benchmarks/smoke_signal.py: the smoke run's must-hold figures on tiny synthetic workspaces, and their PASS/FAIL."""
 
 from __future__ import annotations
 
