@@ -134,6 +134,12 @@ def run_stdin(args) -> int:
     pack = _pack(args.packs, args.lang)
     if pack is None:
         return 2
+    if args.max_bytes is None:  # the stage's cap, from the params file (the profiles hold the value)
+        try:
+            args.max_bytes = load_params(args.params).transpile.max_bytes
+        except ParamsError as error:
+            print(f"{error} (or pass --max-bytes)", file=sys.stderr)
+            return 2
     data = sys.stdin.buffer.read(args.max_bytes + 1)  # never more than the cap in memory
     if len(data) > args.max_bytes:
         print(f"<stdin>: too_large: more than --max-bytes {args.max_bytes} bytes (the stage's transpile.max_bytes)",
@@ -161,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reverse", action="store_true", help="with --stdin: from the language back to English")
     parser.add_argument("--packs", default="phase3", help="with --stdin: the pack folder")
     parser.add_argument("--scope", default="aware", choices=["aware", "unaware"], help="with --stdin")
-    parser.add_argument("--max-bytes", type=int, default=Transpile.model_fields["max_bytes"].default,
-                        help="with --stdin: the largest input read, as the stage's transpile.max_bytes")
+    parser.add_argument("--max-bytes", type=int,
+                        help="with --stdin: the largest input read; default: transpile.max_bytes of --params")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--data", default="data")
     parser.add_argument("--metrics", default="metrics/data")

@@ -8,8 +8,9 @@ import json
 import pytest
 
 from stages.lib.filters import REASONS, Accepted, FilterChain, Rejected, file_identity, safe_slug, shingles
-from stages.lib.params import Filters, NearDedup
+from stages.lib.params import Filters
 from stages.lib.sources import SourceFile
+from tests.conftest import profile_values
 
 GOOD = '''"""A small module."""
 
@@ -48,8 +49,13 @@ def make(text: str | bytes | None = GOOD, index: int = 1, **fields) -> SourceFil
     return SourceFile(record_index=index, data=data, **{**defaults, **fields})
 
 
+def paper_filters(**overrides) -> Filters:
+    """The paper profile's chain (the original's, stars >= 21), with the fields a test changes."""
+    return Filters(**profile_values("fetch.filters", scale="paper", **overrides))
+
+
 def reason(file: SourceFile, **filters) -> str:
-    verdict = FilterChain(Filters(**filters)).consider(file)
+    verdict = FilterChain(paper_filters(**filters)).consider(file)
     return "accepted" if isinstance(verdict, Accepted) else verdict.reason
 
 
@@ -94,7 +100,7 @@ def test_each_reason(file: SourceFile, filters: dict, expected: str) -> None:
 
 def test_utf16_is_decoded_not_taken_for_binary() -> None:
     file = make(GOOD.encode("utf-16"), encoding="UTF-16")
-    verdict = FilterChain(Filters()).consider(file)
+    verdict = FilterChain(paper_filters()).consider(file)
     assert isinstance(verdict, Accepted)
     assert verdict.text == GOOD
     assert verdict.sha256 == hashlib.sha256(GOOD.encode("utf-8")).hexdigest()
@@ -141,7 +147,7 @@ def test_first_failure_wins() -> None:
 )
 def test_licence_modes(fields: dict, fixed: str | None, original: str | None) -> None:
     for mode, expected in (("fixed", fixed), ("original", original)):
-        verdict = FilterChain(Filters(license_mode=mode)).consider(make(license_fields=fields))
+        verdict = FilterChain(paper_filters(license_mode=mode)).consider(make(license_fields=fields))
         if expected is None:
             assert verdict == Rejected("failed_license", verdict.detail), mode
         else:
@@ -156,7 +162,7 @@ def test_failed_fetch_is_the_same_in_both_licence_modes() -> None:
 def test_allowlist_restricts_and_unknown_ids_fail_loudly() -> None:
     assert reason(make(license_fields={"detected_licenses": ["Apache-2.0"]}), licenses=["MIT"]) == "failed_license"
     with pytest.raises(ValueError, match="CC0-1.0"):
-        FilterChain(Filters(licenses=["MIT", "CC0-1.0"]))
+        FilterChain(paper_filters(licenses=["MIT", "CC0-1.0"]))
 
 
 # --------------------------------------------------------------------------- identity
@@ -179,7 +185,7 @@ def test_safe_slug(value: str, expected: str) -> None:
 
 
 def test_accepted_record() -> None:
-    verdict = FilterChain(Filters()).consider(make(index=42, repo_name="a/b", path="x/y/__init__.py", stars=99))
+    verdict = FilterChain(paper_filters()).consider(make(index=42, repo_name="a/b", path="x/y/__init__.py", stars=99))
     sha = hashlib.sha256(GOOD.encode("utf-8")).hexdigest()
     assert verdict == Accepted(
         file_path=f"000000042_a-b_init_{sha[:12]}.py",
@@ -199,14 +205,14 @@ def test_accepted_record() -> None:
 
 
 def test_exact_duplicate_counts_only_accepted_files() -> None:
-    chain = FilterChain(Filters())
+    chain = FilterChain(paper_filters())
     assert reason_of(chain, make(GOOD, 1, stars=1)) == "failed_stars"  # never accepted: not remembered
     assert reason_of(chain, make(GOOD, 2)) == "accepted"
     assert reason_of(chain, make(GOOD, 3, repo_name="fork/demo")) == "duplicate"
 
 
 def test_near_duplicate_of_a_light_edit_and_a_different_file() -> None:
-    chain = FilterChain(Filters())
+    chain = FilterChain(paper_filters())
     edited = LONG.replace("handler_7(", "handler_seven(").replace("* 12", "* 13")
     assert reason_of(chain, make(LONG, 1)) == "accepted"
     assert reason_of(chain, make(edited, 2, repo_name="fork/demo")) == "near_duplicate"
@@ -232,7 +238,7 @@ def test_near_duplicate_of_a_light_edit_and_a_different_file() -> None:
 
 
 def test_near_dedup_can_be_disabled() -> None:
-    chain = FilterChain(Filters(near_dedup=NearDedup(enabled=False)))
+    chain = FilterChain(paper_filters(near_dedup=profile_values("fetch.filters.near_dedup", scale="paper", enabled=False)))
     assert reason_of(chain, make(LONG, 1)) == "accepted"
     assert reason_of(chain, make(LONG + "\n# edited\n", 2)) == "accepted"
 
@@ -252,7 +258,7 @@ def reason_of(chain: FilterChain, file: SourceFile) -> str:
 
 
 def run_stream() -> FilterChain:
-    chain = FilterChain(Filters())
+    chain = FilterChain(paper_filters())
     stream = [
         make(None, fetch_error="gone"),
         make(""),

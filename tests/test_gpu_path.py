@@ -23,6 +23,7 @@ from stages.lib.loading import load_tokenizer, nf4_config
 from stages.lib.params import Base, Run, Train, parse_params
 from stages.lib.tables import split_path, write_parquet
 from stages.package import PACKAGED_SCHEMA
+from tests.conftest import profile_values
 
 DATASET = "condition-1-en-tiny"
 TEXT = "price 1234567 items"
@@ -35,13 +36,12 @@ THREES = {
         {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
     ],
 }
-BASE = Base(kind="tiny", repo="CohereLabs/tiny-aya-base", revision="PIN-ME", seed=7, vocab_size=300)
+BASE = Base(**profile_values("base", seed=7, vocab_size=300))
 
 
 def tiny_train(**overrides) -> Train:
-    fields = dict(backend="peft-cpu", load_in_4bit=False, optim="adamw_torch", fp16=False, max_seq_length=48,
-                  logging_steps=1, max_steps=1)
-    return Train(**{**fields, **overrides})
+    """The smoke profile's train section: one step of 48-token rows, no checkpoints unless a test asks."""
+    return Train(**profile_values("train", **{"max_seq_length": 48, "max_steps": 1, "save_steps": None, **overrides}))
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_a_process_that_sees_two_gpus_is_refused_before_training(workspace, tmp_
 def test_unsloth_gets_the_params_dtype_the_exact_name_and_the_revision():
     import torch
 
-    hub = Base(kind="hub", repo="CohereLabs/tiny-aya-base", revision="a" * 40, seed=0, vocab_size=300)
+    hub = Base(**profile_values("base", scale="paper", revision="a" * 40))
     fp16 = train_backends.unsloth_load_kwargs(tiny_train(backend="unsloth", load_in_4bit=True, fp16=True), hub, Path("models/base"))
     assert fp16["dtype"] is torch.float16  # never Unsloth's own bfloat16 choice under the fp16 autocast
     assert fp16["use_exact_model_name"] is True and fp16["revision"] == "a" * 40
@@ -172,7 +172,7 @@ def test_train_and_evaluate_load_the_base_through_one_helper_that_refuses_an_unp
     from stages.lib.base_weights import base_source
     from stages.lib.params import UNPINNED, ParamsError
 
-    hub = Base(kind="hub", repo="CohereLabs/tiny-aya-base", revision="a" * 40, seed=0, vocab_size=300)
+    hub = Base(**profile_values("base", scale="paper", revision="a" * 40))
     assert base_source(hub, Path("models/base")) == ("CohereLabs/tiny-aya-base", {"revision": "a" * 40})
     assert base_source(BASE, Path("models/base")) == ("models/base", {})
     with pytest.raises(ParamsError, match="base.revision: still 'PIN-ME'"):

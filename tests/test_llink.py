@@ -18,6 +18,7 @@ from stages.lib.llink.projector import TeacherQueue, cosine_lr, temperature
 from stages.lib.llink.prompt import build_prompt, collate, encode, encode_many, slot_text
 from stages.lib.llink.slots import SlotBridge, inject, slot_inputs
 from stages.lib.params import LlinkDecoder, LlinkLora
+from tests.conftest import profile_values
 
 K = 4
 
@@ -243,8 +244,8 @@ def test_parallel_jsonl_is_read_with_datasets(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_decoder(tmp_path_factory, tokenizer):
     folder = tmp_path_factory.mktemp("decoder")
-    spec = LlinkDecoder(repo="tiny", revision="none", hidden_size=16, intermediate_size=32, num_layers=1,
-                        num_heads=2, num_kv_heads=1, max_positions=128, initializer_range=0.1)
+    spec = LlinkDecoder(**profile_values("llink.backbones.decoder", hidden_size=16, intermediate_size=32, num_layers=1,
+                                         num_heads=2, num_kv_heads=1, max_positions=128, initializer_range=0.1))
     bb.save_backbone(bb.build_tiny_decoder(spec, tokenizer, seed=0), tokenizer, folder)
     return folder
 
@@ -267,7 +268,7 @@ def test_stage_b_checkpoint_reloads_to_the_same_logits(tiny_decoder, tmp_path):
     from stages.lib.llink.finetune import attach_lora, save_lora
 
     model, tok = bb.load_decoder(str(tiny_decoder))
-    lora = attach_lora(model, LlinkLora(), seed=0)
+    lora = attach_lora(model, LlinkLora(**profile_values("llink.stage_b.lora")), seed=0)
     with torch.no_grad():
         for name, param in lora.named_parameters():
             if "lora_B" in name:

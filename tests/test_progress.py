@@ -36,7 +36,9 @@ def test_training_bars_follow_the_terminal(monkeypatch, tmp_path):
     from stages.lib.params import Train
     from stages.train import training_arguments
 
-    train = Train(backend="peft-cpu", load_in_4bit=False, optim="adamw_torch", fp16=False)
+    from tests.conftest import profile_values
+
+    train = Train(**profile_values("train"))
     monkeypatch.delenv("CI", raising=False)
     assert training_arguments(train, 42, 3, tmp_path).disable_tqdm  # pytest's stderr is no terminal
     monkeypatch.setattr(sys, "stderr", Terminal())

@@ -18,6 +18,7 @@ import pytest
 from stages.lib.params import HubSource
 from stages.lib.sources import hub
 from stages.lib.sources.hub import get_first, gunzip_or_raw, iter_hub, to_int
+from tests.conftest import profile_values
 from tests.s3_server import s3_server
 
 BUCKET = "swh-test"
@@ -111,8 +112,14 @@ def v1_folder(tmp_path_factory) -> Path:
 
 
 def v2_source(folder: Path, url: str, **fields) -> HubSource:
-    defaults = dict(config="Python", revision="0123abcd", content="s3", s3_bucket=BUCKET, fetch_workers=4)
-    return HubSource(kind="hub", dataset=str(folder), s3_endpoint_url=url, **{**defaults, **fields})
+    """The paper profile's The Stack v2 source (content s3), read from ``folder`` and the local bucket."""
+    changed = dict(dataset=str(folder), revision="0123abcd", s3_bucket=BUCKET, s3_endpoint_url=url, fetch_workers=4)
+    return HubSource(**profile_values("fetch.sources.code", scale="paper", **{**changed, **fields}))
+
+
+def v1_source(**fields) -> HubSource:
+    """The Phase 2 paper profile's The Stack v1 source (content inline, data_dir data/python), as a test changes it."""
+    return HubSource(**profile_values("fetch.sources.code", scale="paper", phase="phase2", **fields))
 
 
 def test_s3_keeps_order_and_counts_a_failed_fetch(v2_folder: Path, s3_url: str) -> None:
@@ -171,7 +178,7 @@ def test_stopping_early_does_not_hang(v2_folder: Path, s3_url: str) -> None:
 
 
 def test_inline_mode_and_v1_fields(v1_folder: Path) -> None:
-    source = HubSource(kind="hub", dataset=str(v1_folder), data_dir="data/python", revision="v1", content="inline")
+    source = v1_source(dataset=str(v1_folder), revision="v1")
     first, second = iter_hub(source)
     assert first.data == "def ü():\n    return 'é'\n".encode("utf-8") and first.encoding == "utf-8"
     assert (first.repo_name, first.path, first.stars) == ("octo/stars", "src/a.py", 30)
@@ -187,9 +194,9 @@ def test_revision_is_passed_for_hub_ids_only(v1_folder: Path, monkeypatch: pytes
 
     calls = []
     monkeypatch.setattr(datasets, "load_dataset", lambda path, **kw: calls.append(kw) or iter([]))
-    common = dict(kind="hub", revision="c0ffee", content="inline", config="Python")
-    list(iter_hub(HubSource(dataset="bigcode/the-stack-v2-dedup", **common), token="hf_secret"))
-    list(iter_hub(HubSource(dataset=str(v1_folder), **common), token="hf_secret"))
+    common = profile_values("fetch.sources.code", scale="paper", revision="c0ffee", content="inline")  # config Python
+    list(iter_hub(HubSource(**{**common, "dataset": "bigcode/the-stack-v2-dedup"}), token="hf_secret"))
+    list(iter_hub(HubSource(**{**common, "dataset": str(v1_folder)}), token="hf_secret"))
     assert calls[0] == dict(
         name="Python", data_dir=None, split="train", streaming=True, revision="c0ffee", token="hf_secret"
     )
@@ -197,7 +204,7 @@ def test_revision_is_passed_for_hub_ids_only(v1_folder: Path, monkeypatch: pytes
 
 
 def test_token_is_not_recorded(v1_folder: Path) -> None:
-    source = HubSource(kind="hub", dataset=str(v1_folder), data_dir="data/python", revision="v1", content="inline")
+    source = v1_source(dataset=str(v1_folder), revision="v1")
     assert all("hf_secret" not in repr(file) for file in iter_hub(source, token="hf_secret"))
 
 
@@ -210,8 +217,8 @@ def test_an_unreachable_hub_dataset_is_one_line(tmp_path: Path) -> None:
     from tools.configure import render
 
     params = render("smoke", "phase3")
-    params["fetch"]["sources"]["code"] = {"kind": "hub", "dataset": "legesher/not-in-the-cache", "revision": "0" * 40,
-                                          "content": "inline"}
+    params["fetch"]["sources"]["code"] = profile_values(
+        "fetch.sources.code", scale="paper", phase="phase2", dataset="legesher/not-in-the-cache", revision="0" * 40)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     done = subprocess.run([sys.executable, "-m", "stages.fetch", "--source", "code", "--params", str(tmp_path / "params.yaml"),
@@ -229,14 +236,14 @@ def test_helpers() -> None:
     assert gunzip_or_raw(gzip.compress(b"abc")) == b"abc"
     assert gunzip_or_raw(b"\x1f\x8b broken") == b"\x1f\x8b broken"
     assert gunzip_or_raw(b"plain") == b"plain"
-    assert hub.is_local(HubSource(kind="hub", dataset="no/such-folder", revision="r", content="inline")) is False
+    assert hub.is_local(v1_source(dataset="no/such-folder", revision="r")) is False
 
 
 def test_records_feed_the_filter_chain(v2_folder: Path, s3_url: str) -> None:
     from stages.lib.filters import FilterChain
     from stages.lib.params import Filters
 
-    chain = FilterChain(Filters(min_lines=1, min_stars=None))
+    chain = FilterChain(Filters(**profile_values("fetch.filters", scale="paper", min_lines=1, min_stars=None)))
     verdicts = [chain.consider(file) for file in iter_hub(v2_source(v2_folder, s3_url))]
     assert verdicts[0].license == "Apache-2.0"  # the empty detected_licenses falls through to gha_license_id
     assert verdicts[0].file_path.startswith("000000001_owner-repo1_mod1_")

@@ -15,6 +15,7 @@ from stages.lib.params import Base, Run, Train
 from stages.lib.tables import split_path, write_parquet
 from stages.package import PACKAGED_SCHEMA
 from stages.lib.hf_patches import LOSS_TOTAL_FILE
+from tests.conftest import profile_values
 from stages.train import (
     TrainError,
     adapter_folder,
@@ -41,14 +42,11 @@ CLOCK = re.compile(r"runtime|per_second|_time\b|time_|timestamp|seconds|duration
 
 
 def tiny_train(**overrides) -> Train:
-    fields = dict(
-        backend="peft-cpu", load_in_4bit=False, optim="adamw_torch", fp16=False, max_seq_length=48, logging_steps=1
-    )
-    fields.update(overrides)
-    return Train(**fields)
+    """The smoke profile's train section, 48 tokens per row and no checkpoints unless a test asks."""
+    return Train(**profile_values("train", **{"max_seq_length": 48, "save_steps": None, **overrides}))
 
 
-BASE = Base(kind="tiny", repo="CohereLabs/tiny-aya-base", revision="PIN-ME", seed=7, vocab_size=300)
+BASE = Base(**profile_values("base", seed=7, vocab_size=300))
 
 
 def run_for(seed: int) -> Run:
@@ -170,7 +168,7 @@ def test_no_wall_clock_inside_the_run_folder(first, workspace):
 
 
 def test_global_batch_arithmetic():
-    train = Train(backend="unsloth", load_in_4bit=True, optim="paged_adamw_8bit", fp16=True)
+    train = Train(**profile_values("train", scale="paper"))  # the original: unsloth, 4-bit, fp16, paged AdamW 8-bit
     assert (train.per_device_train_batch_size, train.world_size) == (8, 2)
     assert train.global_batch_size == 16 and train.gradient_accumulation_steps == 2
     assert planned_steps(4500, train) == 282 and warmup_steps(282, train.warmup_ratio) == 15
@@ -179,7 +177,7 @@ def test_global_batch_arithmetic():
     assert planned_steps(4500, train.model_copy(update={"max_steps": 5})) == 5
     for rows in (1, 15, 16, 17, 37, 4088):
         assert planned_steps(rows, train) == math.ceil(rows / 16)
-    two = Train(backend="unsloth", load_in_4bit=True, optim="paged_adamw_8bit", fp16=True, processes=2)
+    two = Train(**profile_values("train", scale="paper", processes=2))
     assert two.global_batch_size == 16 and two.gradient_accumulation_steps == 1  # the original: DDP, no accumulation
     for rows in (1, 15, 16, 17, 37, 4088, 4500, 18000):
         assert planned_steps(rows, two) == planned_steps(rows, train)
@@ -197,8 +195,8 @@ def test_cpu_backend_refuses_gpu_settings():
     for bad in ({"fp16": True}, {"load_in_4bit": True}, {"optim": "paged_adamw_8bit"}):
         with pytest.raises(ValidationError):
             tiny_train(**bad)
-    with pytest.raises(ValidationError):
-        Train(backend="unsloth", load_in_4bit=False, optim="paged_adamw_8bit")
+    with pytest.raises(ValidationError, match="backend unsloth is the original's 4-bit path"):
+        Train(**profile_values("train", scale="paper", load_in_4bit=False))
 
 
 def test_rebuilds_byte_for_byte_across_processes(first, workspace, repo_root):
@@ -212,8 +210,8 @@ def test_rebuilds_byte_for_byte_across_processes(first, workspace, repo_root):
         "import sys; from pathlib import Path; from stages.lib.params import Base, Run, Train; "
         "from stages.train import train_run; "
         f"train_run({RUN_ID!r}, Run(condition=1, data_lang='en', tier='tiny', seed=42, dataset={DATASET!r}), "
-        "Train(backend='peft-cpu', load_in_4bit=False, optim='adamw_torch', fp16=False, max_seq_length=48, logging_steps=1), "
-        "Base(kind='tiny', repo='CohereLabs/tiny-aya-base', revision='PIN-ME', seed=7, vocab_size=300), "
+        f"Train.model_validate_json({tiny_train().model_dump_json()!r}), "
+        f"Base.model_validate_json({BASE.model_dump_json()!r}), "
         f"base_dir=Path({str(base_dir)!r}), data_dir=Path({str(data)!r}), models_dir=Path(sys.argv[1]), logs_dir=None)"
     )
     outs = []
@@ -245,9 +243,8 @@ class Kill(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no finally: as a killed job dies
 
 train_run({run_id!r}, Run(condition=1, data_lang='en', tier='tiny', seed=42, dataset={dataset!r}),
-    Train(backend='peft-cpu', load_in_4bit=False, optim='adamw_torch', fp16=False, max_seq_length=48,
-          logging_steps=1, save_steps=1),
-    Base(kind='tiny', repo='CohereLabs/tiny-aya-base', revision='PIN-ME', seed=7, vocab_size=300),
+    Train.model_validate_json({train!r}),
+    Base.model_validate_json({base!r}),
     base_dir=Path({base_dir!r}), data_dir=Path({data!r}), models_dir=Path(sys.argv[1]), logs_dir=None,
     checkpoints_dir=Path(sys.argv[2]), callbacks=(Kill(),))
 """
@@ -260,7 +257,8 @@ def test_killed_run_resumes_to_the_same_bytes(first, workspace, repo_root):
 
     root, data, base_dir = workspace
     models, checkpoints = root / "models-killed", root / "checkpoints-killed"
-    script = KILL_SCRIPT.format(run_id=RUN_ID, dataset=DATASET, base_dir=str(base_dir), data=str(data))
+    script = KILL_SCRIPT.format(run_id=RUN_ID, dataset=DATASET, base_dir=str(base_dir), data=str(data),
+                                train=tiny_train(save_steps=1).model_dump_json(), base=BASE.model_dump_json())
     done = subprocess.run(
         [sys.executable, "-c", script, str(models), str(checkpoints), "2"], cwd=repo_root, capture_output=True
     )
@@ -382,7 +380,7 @@ def test_loss_curve_is_written_while_training_runs(first, workspace):
 
 
 LOG_KILL_SCRIPT = KILL_SCRIPT.replace("def on_save(", "def on_log(").replace(
-    "save_steps=1", "save_steps=2").replace("callbacks=(Kill(),))", "metrics_dir=Path(sys.argv[4]), callbacks=(Kill(),))")
+    "callbacks=(Kill(),))", "metrics_dir=Path(sys.argv[4]), callbacks=(Kill(),))")
 
 
 def test_a_resumed_run_drops_the_rows_its_checkpoint_lacks(first, workspace, repo_root):
@@ -393,7 +391,8 @@ def test_a_resumed_run_drops_the_rows_its_checkpoint_lacks(first, workspace, rep
 
     root, data, base_dir = workspace
     models, checkpoints, metrics = root / "models-logkill", root / "checkpoints-logkill", root / "metrics-logkill"
-    script = LOG_KILL_SCRIPT.format(run_id=RUN_ID, dataset=DATASET, base_dir=str(base_dir), data=str(data))
+    script = LOG_KILL_SCRIPT.format(run_id=RUN_ID, dataset=DATASET, base_dir=str(base_dir), data=str(data),
+                                    train=tiny_train(save_steps=2).model_dump_json(), base=BASE.model_dump_json())
     done = subprocess.run([sys.executable, "-c", script, str(models), str(checkpoints), "3", str(metrics)],
                           cwd=repo_root, capture_output=True)
     assert done.returncode == -9, done.stderr.decode()[-2000:]
@@ -433,9 +432,8 @@ class Kill(TrainerCallback):
 
 root = Path(sys.argv[1])
 train_run({run_id!r}, Run(condition=1, data_lang='en', tier='tiny', seed=42, dataset={dataset!r}),
-    Train(backend='peft-cpu', load_in_4bit=False, optim='adamw_torch', fp16=False, max_seq_length=48,
-          logging_steps=1, learning_rate=1e-2, processes=2, save_steps=2),
-    Base(kind='tiny', repo='CohereLabs/tiny-aya-base', revision='PIN-ME', seed=7, vocab_size=300),
+    Train.model_validate_json({train!r}),
+    Base.model_validate_json({base!r}),
     base_dir=Path({base_dir!r}), data_dir=Path({data!r}), models_dir=root / 'models', logs_dir=root / 'logs',
     checkpoints_dir=root / 'logs' / 'checkpoints', metrics_dir=root / 'metrics', callbacks=(Kill(),))
 """
@@ -467,7 +465,9 @@ def test_torchrun_two_processes_match_one_process_accumulation(workspace, repo_r
         models_dir=single / "models", logs_dir=single / "logs", metrics_dir=single / "metrics",
     )
     script = tmp_path / "ddp.py"
-    script.write_text(DDP_SCRIPT.format(run_id=EVEN_RUN, dataset=EVEN_DATASET, base_dir=str(base_dir), data=str(data)))
+    script.write_text(DDP_SCRIPT.format(
+        run_id=EVEN_RUN, dataset=EVEN_DATASET, base_dir=str(base_dir), data=str(data), base=BASE.model_dump_json(),
+        train=tiny_train(learning_rate=1e-2, processes=2, save_steps=2).model_dump_json()))
     ddp = tmp_path / "ddp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script), str(ddp)]
     killed = subprocess.run(command, cwd=repo_root, env={**os.environ, "OMP_NUM_THREADS": "1", "KILL_AT": "2"},

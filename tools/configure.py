@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.lib.params import GridEntry, ParamsError, Train, evaluation_sessions, expand_grid, parse_params
+from stages.lib.params import GridEntry, ParamsError, evaluation_sessions, expand_grid, parse_params
 
 PROFILES = Path(__file__).resolve().parents[1] / "stages" / "profiles"
 
@@ -81,11 +81,12 @@ def render(scale: str = "smoke", phase: str = "phase3", profiles: Path = PROFILE
         raise ParamsError(str(error)) from None
     data["runs"] = {run_id: run.model_dump() for run_id, run in runs.items()}
     data.setdefault("package", {})["datasets"] = sorted({run.dataset for run in runs.values()})
-    adapters_dir = (data.get("train") or {}).get("adapters_dir", Train.model_fields["adapters_dir"].default)
-    sessions = evaluation_sessions(data.get("phase"), adapters_dir, grid)
-    data.setdefault("evaluate", {})["sessions"] = {key: value.model_dump() for key, value in sessions.items()}
-    # validated before anything is written, and written fully resolved: every default is
-    # spelled out, so params.yaml alone (not the schema's code) decides what stages do
+    adapters_dir = (data.get("train") or {}).get("adapters_dir")
+    if adapters_dir is not None:  # else the schema reports train.adapters_dir as missing, below
+        sessions = evaluation_sessions(data.get("phase"), adapters_dir, grid)
+        data.setdefault("evaluate", {})["sessions"] = {key: value.model_dump() for key, value in sessions.items()}
+    # validated before anything is written, and written fully resolved: the schema holds no
+    # study values, so the profiles spell out every key and params.yaml alone decides what stages do
     return parse_params(data, f"profiles {phase}-{scale}").model_dump(mode="json")
 
 

@@ -1,8 +1,12 @@
 """The typed schema of params.yaml: one place for every knob a stage reads.
 
 Every model forbids unknown keys and checks types strictly, so a typo such as
-``subset.sede: 42`` fails loudly instead of silently falling back to a default.
+``subset.sede: 42`` fails loudly instead of silently being ignored.
 Errors are reported as ``params.yaml: <dotted.key>: <what is wrong>``.
+
+The schema describes; it holds no values. Every value lives in stages/profiles/ (which
+``python -m tools.configure`` renders into params.yaml), so every field is required; the only
+defaults left are structural ones, listed in tests/test_params.py's SCHEMA_DEFAULTS.
 
 Stages call :func:`load_params` and read only their own section; ``dvc.yaml``
 declares that same section under the stage's ``params:``, so DVC re-runs exactly
@@ -75,7 +79,7 @@ class InstalledSource(Strict):
 
     kind: Literal["installed"]
     distributions: dict[str, str] = Field(min_length=1, description="distribution name -> pinned version")
-    limit: int | None = Field(default=None, gt=0, description="stop after this many accepted files")
+    limit: int | None = Field(gt=0, description="stop after this many accepted files")
 
 
 class HubSource(Strict):
@@ -87,21 +91,20 @@ class HubSource(Strict):
 
     kind: Literal["hub"]
     dataset: str
-    config: str | None = None
-    data_dir: str | None = None
-    split: str = "train"
+    config: str | None
+    data_dir: str | None
+    split: str
     revision: str = Field(description="a pinned commit of the dataset repository, never 'main'")
     content: Literal["inline", "s3"]
-    s3_bucket: str = "softwareheritage"
-    s3_prefix: str = "content/"
-    s3_endpoint_url: str | None = None
-    fetch_workers: int = Field(default=16, gt=0)
+    s3_bucket: str
+    s3_prefix: str
+    s3_endpoint_url: str | None
+    fetch_workers: int = Field(gt=0)
     failed_fetch_mode: Literal["fixed", "original"] = Field(
-        default="fixed",
         description="fixed: a failed S3 fetch is yielded as a fetch_failed record, so record_index stays the stream "
         "position; original: it is dropped uncounted and later record indices drift, as stream_the_stack.py did",
     )
-    limit: int | None = Field(default=None, gt=0)
+    limit: int | None = Field(gt=0)
 
     @field_validator("revision")
     @classmethod
@@ -115,32 +118,31 @@ Source = Annotated[Union[InstalledSource, HubSource], Field(discriminator="kind"
 
 
 class NearDedup(Strict):
-    enabled: bool = True
-    num_perm: int = Field(default=128, gt=0)
-    threshold: float = Field(default=0.7, gt=0, le=1)
-    shingle_size: int = Field(default=5, gt=0)
+    enabled: bool
+    num_perm: int = Field(gt=0)
+    threshold: float = Field(gt=0, le=1)
+    shingle_size: int = Field(gt=0)
 
 
 class Filters(Strict):
     """The original's filter chain, in its order (data-pipeline.md section 1.4)."""
 
     license_mode: Literal["fixed", "original"] = Field(
-        default="fixed",
         description="fixed: every licence of a file must be allowed, empty lists fall through to the next field; "
         "original: the first allowed entry wins (accepts ['GPL-3.0', 'MIT'] as MIT), as stream_the_stack.py did",
     )
-    licenses: list[str] = Field(default=["Apache-2.0", "MIT", "BSD-2-Clause", "BSD-3-Clause", "ISC", "Unlicense"])
-    min_lines: int = Field(default=10, ge=0)
-    max_lines: int = Field(default=1000, gt=0)
-    min_stars: int | None = Field(default=21, description="null disables the stars filter (sources without stars)")
-    include_tests: bool = False
-    max_bytes: int | None = Field(default=None, gt=0, description="null: no byte cap, as the original")
-    near_dedup: NearDedup = NearDedup()
+    licenses: list[str]
+    min_lines: int = Field(ge=0)
+    max_lines: int = Field(gt=0)
+    min_stars: int | None = Field(description="null disables the stars filter (sources without stars)")
+    include_tests: bool
+    max_bytes: int | None = Field(gt=0, description="null: no byte cap, as the original")
+    near_dedup: NearDedup
 
 
 class Fetch(Strict):
     sources: dict[str, Source] = Field(min_length=1)
-    filters: Filters = Filters()
+    filters: Filters
 
     @field_validator("sources")
     @classmethod
@@ -158,8 +160,8 @@ class Subset(Strict):
     """The original's draw: sorted paths, random.Random(seed).sample, HF train_test_split."""
 
     source: str = Field(description="the fetch source whose pool is sampled")
-    seed: int = 42
-    test_size: float = Field(default=0.1, gt=0, lt=1)
+    seed: int
+    test_size: float = Field(gt=0, lt=1)
     tiers: dict[str, int] = Field(min_length=1, description="tier name (the run ids' size label) -> number of files")
 
     _source = field_validator("source")(_check_names)
@@ -183,13 +185,12 @@ class Transpile(Strict):
     langs: list[str] = Field(min_length=1)
     tiers: list[str] = Field(min_length=1)
     scope: Literal["aware", "unaware"] = Field(
-        default="aware",
         description="aware: builtins translated only where they name the builtin, user names that collide with a "
         "target word escaped; unaware: every name token equal to a pack key translated, as Legesher's token backend",
     )
-    min_bytes: int = Field(default=10, ge=0)
-    max_bytes: int = Field(default=1_048_576, gt=0)
-    verify_roundtrip: bool = True
+    min_bytes: int = Field(ge=0)
+    max_bytes: int = Field(gt=0)
+    verify_roundtrip: bool
 
     _langs = field_validator("langs")(_check_langs)
     _tiers = field_validator("tiers")(_check_tiers)
@@ -202,10 +203,10 @@ class Transpile(Strict):
 class Sampling(Strict):
     """Sampling params sent with every call; part of the response cache key."""
 
-    temperature: float = Field(default=0.3, ge=0)
-    p: float | None = Field(default=None, gt=0, le=1, description="nucleus sampling (top_p); null: the server's default")
-    max_tokens: int = Field(default=4096, gt=0)
-    seed: int | None = Field(default=42, description="sent to servers that honour it; the cache is what makes reruns exact")
+    temperature: float = Field(ge=0)
+    p: float | None = Field(gt=0, le=1, description="nucleus sampling (top_p); null: the server's default")
+    max_tokens: int = Field(gt=0)
+    seed: int | None = Field(description="sent to servers that honour it; the cache is what makes reruns exact")
 
 
 class Translate(Strict):
@@ -216,37 +217,35 @@ class Translate(Strict):
         "from COHERE_API_KEY; openai: any OpenAI-compatible server (vllm, SGLang) at base_url, key from OPENAI_API_KEY"
     )
     model: str = Field(description="the model name sent to the backend (offline: the glossary label)")
-    base_url: str | None = Field(default=None, description="null: the SDK's default endpoint")
-    sampling: Sampling = Sampling()
+    base_url: str | None = Field(description="null: the SDK's default endpoint")
+    sampling: Sampling
     lead_lang: str = Field(description="translated first, on every row (dvc.yaml: translate-lead)")
     langs: list[str] = Field(description="translated after lead_lang (dvc.yaml: translate)")
     tiers: list[str] = Field(min_length=1)
     allowlist_from: str | None = Field(
-        default=None,
         description="null: every language attempts every row; a language (the lead): the others attempt only the idx "
         "whose translation into it shipped, as the original's --idx-allowlist",
     )
-    attempts: int = Field(default=2, ge=1, description="requests per chunk until its answer is usable (the original: 2)")
+    attempts: int = Field(ge=1, description="requests per chunk until its answer is usable (the original: 2)")
     keep_invalid: bool = Field(
-        default=False,
         description="false: a file whose translation fails the AST/skeleton check is left out; true: it ships, "
         "marked in the ledger, as the original shipped its ~20% AST failures",
     )
-    chunk_chars: int = Field(default=6000, gt=0, description="segment characters per request, at most")
-    chunk_segments: int = Field(default=60, gt=0, description="segments per request, at most")
-    min_call_gap_s: float = Field(default=0.0, ge=0, description="pacing: least time between the starts of two calls")
-    concurrency: int = Field(default=1, gt=0, description="files in flight; the output does not depend on it")
-    timeout_s: float = Field(default=180.0, gt=0)
-    max_retries: int = Field(default=4, ge=0, description="retries of one call on 429, 5xx, timeouts, connection errors")
-    backoff_s: float = Field(default=2.0, ge=0, description="first retry delay, doubled per retry")
-    max_backoff_s: float = Field(default=60.0, ge=0)
+    chunk_chars: int = Field(gt=0, description="segment characters per request, at most")
+    chunk_segments: int = Field(gt=0, description="segments per request, at most")
+    min_call_gap_s: float = Field(ge=0, description="pacing: least time between the starts of two calls")
+    concurrency: int = Field(gt=0, description="files in flight; the output does not depend on it")
+    timeout_s: float = Field(gt=0)
+    max_retries: int = Field(ge=0, description="retries of one call on 429, 5xx, timeouts, connection errors")
+    backoff_s: float = Field(ge=0, description="first retry delay, doubled per retry")
+    max_backoff_s: float = Field(ge=0)
     min_success_rate: float = Field(
-        default=0.75, ge=0, le=1,
+        ge=0, le=1,
         description="per split, the least share of attempted files whose answers were usable; below it the stage "
         "fails, naming the reasons (the original's lowest observed rate: ur validation, 381 of 500)",
     )
     max_connection_failures: int = Field(
-        default=10, gt=0,
+        gt=0,
         description="connection failures in a row, across all files, after which the stage stops (the server is down)",
     )
 
@@ -284,8 +283,8 @@ class Native(Strict):
     mode: Literal["blend", "import"]
     lang: str
     tier: str
-    seed: int = 42
-    test_size: float = Field(default=0.1, gt=0, lt=1)
+    seed: int
+    test_size: float = Field(gt=0, lt=1)
     source: str = Field(description="blend: the fetch source of native-language code")
     fill_from: str = Field(description="blend: the condition-2 dataset folder under data/ that supplies the fill")
     exclude_from: str = Field(description="blend: the dataset folder whose files the fill must not reuse")
@@ -308,12 +307,11 @@ class Base(Strict):
     kind: Literal["tiny", "hub"]
     repo: str
     revision: str
-    seed: int = 0
-    vocab_size: int = Field(default=4096, gt=256)
-    config: dict[str, int | float] = Field(default_factory=dict, description="Cohere2Config overrides for the tiny model")
-    tokenizer_datasets: list[str] = Field(default_factory=list)
+    seed: int
+    vocab_size: int = Field(gt=256)
+    config: dict[str, int | float] = Field(description="Cohere2Config overrides for the tiny model")
+    tokenizer_datasets: list[str]
     pretrain: "Pretrain | None" = Field(
-        default=None,
         description="tiny only: a short pre-training on the benchmark fixtures' training items (never the "
         "evaluation items), so that the smoke base answers in the benchmarks' format",
     )
@@ -326,10 +324,10 @@ class Pretrain(Strict):
     train parts of evaluate.benchmarks in evaluate.data_langs, rendered with evaluate's templates."""
 
     steps: int = Field(gt=0)
-    batch_size: int = Field(default=16, gt=0)
-    learning_rate: float = Field(default=3e-3, gt=0)
-    max_length: int = Field(default=384, gt=0)
-    seed: int = 0
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0)
+    max_length: int = Field(gt=0)
+    seed: int
 
 
 Base.model_rebuild()
@@ -349,13 +347,11 @@ class Package(Strict):
 class Lora(Strict):
     """The adapter: the original's r 16, alpha 32, no dropout, no bias, on every projection."""
 
-    r: int = Field(default=16, gt=0)
-    alpha: int = Field(default=32, gt=0)
-    dropout: float = Field(default=0.0, ge=0, lt=1)
-    bias: Literal["none", "all", "lora_only"] = "none"
-    target_modules: list[str] = Field(
-        default=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"], min_length=1
-    )
+    r: int = Field(gt=0)
+    alpha: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+    bias: Literal["none", "all", "lora_only"]
+    target_modules: list[str] = Field(min_length=1)
 
 
 class Train(Strict):
@@ -370,39 +366,34 @@ class Train(Strict):
     """
 
     backend: Literal["peft-cpu", "peft-bnb", "unsloth"]
-    model_name: str = Field(
-        default="tiny-aya-base", description="model_config_name in training_metrics.json; the folder is adapters_dir"
-    )
-    lora: Lora = Lora()
+    model_name: str = Field(description="model_config_name in training_metrics.json; the folder is adapters_dir")
+    lora: Lora
     load_in_4bit: bool = Field(description="NF4 4-bit base (QLoRA); peft-cpu trains a float32 base")
-    learning_rate: float = Field(default=2e-4, gt=0)
-    num_train_epochs: int = Field(default=1, gt=0)
-    warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="warmup steps = ceil(warmup_ratio * steps)")
-    lr_scheduler_type: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
-    max_grad_norm: float = Field(default=1.0, gt=0)
+    learning_rate: float = Field(gt=0)
+    num_train_epochs: int = Field(gt=0)
+    warmup_ratio: float = Field(ge=0, lt=1, description="warmup steps = ceil(warmup_ratio * steps)")
+    lr_scheduler_type: Literal["cosine", "linear", "constant", "constant_with_warmup"]
+    max_grad_norm: float = Field(gt=0)
     optim: str = Field(description="a transformers optimizer name: adamw_torch (CPU), paged_adamw_8bit (the original)")
-    weight_decay: float = Field(default=0.01, ge=0)
-    fp16: bool = False
-    max_seq_length: int = Field(default=1024, gt=0, description="each file one example, truncated to this many tokens")
-    per_device_train_batch_size: int = Field(default=8, gt=0)
+    weight_decay: float = Field(ge=0)
+    fp16: bool
+    max_seq_length: int = Field(gt=0, description="each file one example, truncated to this many tokens")
+    per_device_train_batch_size: int = Field(gt=0)
     world_size: int = Field(
-        default=2, gt=0, description="the original's GPUs (DDP): global batch = per_device_train_batch_size x world_size"
+        gt=0, description="the original's GPUs (DDP): global batch = per_device_train_batch_size x world_size"
     )
     processes: int = Field(
-        default=1,
         gt=0,
         description="processes this stage trains with (DDP under torchrun, which `python -m stages.train` starts "
         "itself); each accumulates world_size / processes micro-batches per step: 1 on one device, 2 as the original",
     )
-    logging_steps: int = Field(default=10, gt=0)
-    max_steps: int | None = Field(default=None, gt=0, description="null: num_train_epochs over the train split; else a cap")
+    logging_steps: int = Field(gt=0)
+    max_steps: int | None = Field(gt=0, description="null: num_train_epochs over the train split; else a cap")
     adapters_dir: str = Field(
-        default="models/tiny-aya-base",
         description="the folder that holds one adapter folder per run: models/<model_name> (Phase 3, the card's "
         "tiny-aya-base/ prefix) or models (Phase 2, the card's flat top-level folders); dvc.yaml: outs",
     )
     save_steps: int | None = Field(
-        default=None,
         gt=0,
         description="a resumable checkpoint every this many optimizer steps under logs/checkpoints/<run>/ "
         "(never a DVC output; removed after success); null: no checkpoints, a killed run starts over",
@@ -492,29 +483,26 @@ class Served(Strict):
     ``transformers serve``) scores the cells (stages/lib/served.py). The API key, where the server
     wants one, is read from the environment variable ``api_key_env`` only."""
 
-    url: str = Field(default="http://127.0.0.1:8000/v1", description="the server's OpenAI base URL, ending in /v1")
+    url: str = Field(description="the server's OpenAI base URL, ending in /v1")
     base_model: str = Field(
-        default="models/base",
         description="the name the server serves the base under (vllm serve <path>: that path; or --served-model-name)",
     )
     adapter_model: str = Field(
-        default="{session}",
         description="the name a session's adapter is served under, {session} and {adapter} (its folder under "
         "models/) filled in: vllm serve --enable-lora --lora-modules <name>=models/<adapter>",
     )
     prompt: Literal["token_ids", "text"] = Field(
-        default="token_ids",
         description="token_ids: this run's tokenisation is sent (vLLM, SGLang); text: for servers that take text "
         "only (transformers serve), checked against the server's prompt token count",
     )
     loglik_via: Literal["prompt_logprobs", "echo"] = Field(
-        default="prompt_logprobs", description="vLLM's prompt_logprobs, or OpenAI's echo + logprobs"
+        description="vLLM's prompt_logprobs, or OpenAI's echo + logprobs"
     )
-    api_key_env: str = Field(default="SERVED_API_KEY", description="environment variable with the API key, if any")
-    concurrency: int = Field(default=8, gt=0, description="requests in flight; the results do not depend on it")
-    timeout_s: float = Field(default=600.0, gt=0)
-    retries: int = Field(default=4, ge=0, description="tries after a transient failure (no connection, 429, 502-504)")
-    backoff_s: float = Field(default=1.0, ge=0, description="the wait before the first retry, doubled on each")
+    api_key_env: str = Field(description="environment variable with the API key, if any")
+    concurrency: int = Field(gt=0, description="requests in flight; the results do not depend on it")
+    timeout_s: float = Field(gt=0)
+    retries: int = Field(ge=0, description="tries after a transient failure (no connection, 429, 502-504)")
+    backoff_s: float = Field(ge=0, description="the wait before the first retry, doubled on each")
 
     @field_validator("url")
     @classmethod
@@ -538,45 +526,42 @@ class Evaluate(Strict):
     themselves are data: stages/lib/tasks/<name>.yaml."""
 
     protocol: Literal["phase3", "phase2"] = Field(description="which templates of the benchmark definitions")
-    backend: Literal["hf", "vllm", "served"] = "hf"
+    backend: Literal["hf", "vllm", "served"]
     benchmarks: list[str] = Field(min_length=1, description="definitions in stages/lib/tasks/, in loop order")
     tasks_dirs: list[str] = Field(
-        default_factory=list, description="more folders of benchmark definitions (<name>.yaml), searched before stages/lib/tasks/"
+        description="more folders of benchmark definitions (<name>.yaml), searched before stages/lib/tasks/"
     )
     templates: list[str] = Field(min_length=1, description="template wordings, e.g. template1, template2")
     data_langs: list[str] = Field(min_length=1)
     instr_langs: list[str] = Field(min_length=1)
     anchor_lang: str = Field(
-        default="en", description="the baseline and runs trained on it get every instr_lang; others this and their own"
+        description="the baseline and runs trained on it get every instr_lang; others this and their own"
     )
     source: Literal["fixtures", "hub"] = Field(description="fixtures: local files in the Hub's layout (smoke)")
-    fixtures_dir: str = "fixtures/benchmarks"
-    n_samples: int | None = Field(default=None, gt=0, description="the first N rows only (the original's _smoke<N>)")
-    max_length: int = Field(default=1024, gt=0, description="prompts right-truncated to this many tokens")
+    fixtures_dir: str
+    n_samples: int | None = Field(gt=0, description="the first N rows only (the original's _smoke<N>)")
+    max_length: int = Field(gt=0, description="prompts right-truncated to this many tokens")
     max_new_tokens: dict[str, int] = Field(description="per benchmark, with a 'default'")
-    batch_size: int = Field(default=32, gt=0)
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
-    load_in_4bit: bool = False
-    extractor: str = Field(default="strict", description="stages/lib/extractors.py; reparse applies the refined one")
-    loglik: bool = Field(default=True, description="also score each cell by log-likelihood of the choices")
+    batch_size: int = Field(gt=0)
+    dtype: Literal["float32", "float16", "bfloat16"]
+    load_in_4bit: bool
+    extractor: str = Field(description="stages/lib/extractors.py; reparse applies the refined one")
+    loglik: bool = Field(description="also score each cell by log-likelihood of the choices")
     xnli_skip_empty: bool = Field(
-        default=False,
         description="Phase 2 only: the original's rescore_xnli.py left XNLI rows with an empty output out of the "
-        "denominator; false (the default) counts them as wrong",
+        "denominator; false (every profile) counts them as wrong",
     )
-    seed: int = 42
+    seed: int
     processes: int = Field(
-        default=1,
         gt=0,
         description="worker processes a session's cells are split over (one GPU each where there are GPUs); "
         "the merged files are byte-identical to one process's, so dvc.yaml does not track it",
     )
     split_by: Literal["cell", "template"] = Field(
-        default="cell",
         description="cell: cells dealt round-robin to the workers; template: one template wording per worker "
         "(the original: one template per GPU)",
     )
-    served: Served = Field(default_factory=Served, description="the server of backend: served")
+    served: Served = Field(description="the server of backend: served")
     sessions: dict[str, EvalSession] = Field(default_factory=dict, description="generated by tools.configure")
 
     _langs = field_validator("data_langs", "instr_langs", "anchor_lang")(_check_langs)
@@ -690,12 +675,12 @@ class LlinkData(Strict):
     (stages/lib/llink/data.py); ``jsonl`` (paper): the user's ``{"english", "foreign"}`` file at ``path``."""
 
     source: Literal["synthetic", "jsonl"]
-    path: str | None = Field(default=None, description="jsonl: the parallel file, e.g. ParaCrawl en-km")
+    path: str | None = Field(description="jsonl: the parallel file, e.g. ParaCrawl en-km")
     n_train: int = Field(gt=0)
     n_dev: int = Field(gt=1, description="dev = the first n_dev pairs after the seeded shuffle (the original)")
-    seed: int = 17
-    lexicon_seed: int = Field(default=0, description="synthetic: the foreign pseudo-words")
-    max_foreign_chars: int = Field(default=256, gt=0, description="the foreign side clipped to this many characters")
+    seed: int
+    lexicon_seed: int = Field(description="synthetic: the foreign pseudo-words")
+    max_foreign_chars: int = Field(gt=0, description="the foreign side clipped to this many characters")
 
     @model_validator(mode="after")
     def _path(self) -> "LlinkData":
@@ -709,29 +694,29 @@ class LlinkEncoder(Strict):
 
     repo: str
     revision: str
-    hidden_size: int = Field(default=48, gt=0)
-    intermediate_size: int = Field(default=96, gt=0)
-    num_layers: int = Field(default=2, gt=0)
-    num_heads: int = Field(default=4, gt=0)
-    max_positions: int = Field(default=256, gt=0)
-    initializer_range: float = Field(default=0.02, gt=0)
+    hidden_size: int = Field(gt=0)
+    intermediate_size: int = Field(gt=0)
+    num_layers: int = Field(gt=0)
+    num_heads: int = Field(gt=0)
+    max_positions: int = Field(gt=0)
+    initializer_range: float = Field(gt=0)
 
 
 class LlinkDecoder(LlinkEncoder):
     """The frozen decoder: ``repo`` at ``revision`` (pretrained), or a tiny Llama with a BPE of ``vocab_size``."""
 
-    num_kv_heads: int = Field(default=2, gt=0)
-    vocab_size: int = Field(default=512, gt=300, description="tiny: the byte-level BPE trained on the English side")
+    num_kv_heads: int = Field(gt=0)
+    vocab_size: int = Field(gt=300, description="tiny: the byte-level BPE trained on the English side")
 
 
 class LlinkBackbones(Strict):
     kind: Literal["tiny", "pretrained"]
-    seed: int = Field(default=0, description="tiny: the models' initialisation; both: the reserved tokens' new rows")
+    seed: int = Field(description="tiny: the models' initialisation; both: the reserved tokens' new rows")
     encoder: LlinkEncoder
     decoder: LlinkDecoder
-    max_src_tokens: int = Field(default=128, gt=1, description="teacher text: BOS + text truncated, then <foreign_emb>")
-    max_foreign_tokens: int = Field(default=256, gt=0, description="encoder input length")
-    batch_size: int = Field(default=64, gt=0, description="feature extraction batch")
+    max_src_tokens: int = Field(gt=1, description="teacher text: BOS + text truncated, then <foreign_emb>")
+    max_foreign_tokens: int = Field(gt=0, description="encoder input length")
+    batch_size: int = Field(gt=0, description="feature extraction batch")
 
 
 class LlinkStageA(Strict):
@@ -739,110 +724,110 @@ class LlinkStageA(Strict):
     step accumulates ``grad_accum`` of them (the original: 8 x 16)."""
 
     steps: int = Field(gt=0)
-    micro_batch: int = Field(default=8, gt=1)
-    grad_accum: int = Field(default=16, gt=0)
-    lr: float = Field(default=1e-3, gt=0)
-    min_lr: float = Field(default=1e-5, ge=0)
-    warmup_steps: int = Field(default=3000, ge=0)
-    betas: list[float] = Field(default=[0.9, 0.98], min_length=2, max_length=2)
-    eps: float = Field(default=1e-8, gt=0)
-    weight_decay: float = Field(default=0.05, ge=0)
-    clip: float = Field(default=1.0, gt=0)
-    tau_start: float = Field(default=0.17, gt=0)
-    tau_end: float = Field(default=0.08, gt=0)
-    queue_size: int = Field(default=32768, gt=0)
-    hard_negatives: int = Field(default=256, ge=0)
-    align_cos_w: float = Field(default=0.05, ge=0)
-    lognorm_w: float = Field(default=0.02, ge=0)
-    hidden_mult: int = Field(default=4, gt=0)
-    dropout: float = Field(default=0.1, ge=0, lt=1)
-    eval_every: int = Field(default=500, gt=0)
-    eval_pairs: int = Field(default=1024, gt=1)
-    seed: int = 17
-    eval_dropout: bool = Field(default=False, description="true: the original's evaluation with dropout on (an ablation)")
+    micro_batch: int = Field(gt=1)
+    grad_accum: int = Field(gt=0)
+    lr: float = Field(gt=0)
+    min_lr: float = Field(ge=0)
+    warmup_steps: int = Field(ge=0)
+    betas: list[float] = Field(min_length=2, max_length=2)
+    eps: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    clip: float = Field(gt=0)
+    tau_start: float = Field(gt=0)
+    tau_end: float = Field(gt=0)
+    queue_size: int = Field(gt=0)
+    hard_negatives: int = Field(ge=0)
+    align_cos_w: float = Field(ge=0)
+    lognorm_w: float = Field(ge=0)
+    hidden_mult: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+    eval_every: int = Field(gt=0)
+    eval_pairs: int = Field(gt=1)
+    seed: int
+    eval_dropout: bool = Field(description="true: the original's evaluation with dropout on (an ablation)")
 
 
 class LlinkLora(Strict):
-    r: int = Field(default=16, gt=0)
-    alpha: int = Field(default=16, gt=0)
-    dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj", "up_proj", "down_proj"], min_length=1)
+    r: int = Field(gt=0)
+    alpha: int = Field(gt=0)
+    dropout: float = Field(ge=0, lt=1)
+    target_modules: list[str] = Field(min_length=1)
 
 
 class LlinkUsage(Strict):
     """The ablation-based usage term, every ``every`` optimizer steps. ``sign: paper`` penalises
     relu(L_inj - L_abl + margin); ``repo`` is the original code's inverted relu(L_abl - L_inj)."""
 
-    every: int = Field(default=3, ge=0, description="0: never")
-    weight: float = Field(default=0.05, ge=0)
-    sign: Literal["paper", "repo"] = "paper"
-    margin: float = Field(default=0.5, ge=0)
+    every: int = Field(ge=0, description="0: never")
+    weight: float = Field(ge=0)
+    sign: Literal["paper", "repo"]
+    margin: float = Field(ge=0)
 
 
 class LlinkStageB(Strict):
-    """K slots + LoRA (spec 4.1). The original's bugs are fixed by default and kept as ablations:
+    """K slots + LoRA (spec 4.1). The original's bugs are fixed in the profiles and kept as ablations:
     ``usage.sign: repo``, ``label_mask: half``, ``gate_clamp_infer: 0.4``, ``prompt: drift``,
     ``placeholder_rows: reseed`` (and ``llink.eval.eval_dropout``)."""
 
     steps: int = Field(gt=0)
-    micro_batch: int = Field(default=8, gt=1)
-    grad_accum: int = Field(default=16, gt=0)
-    warmup_frac: float = Field(default=0.15, ge=0, lt=1)
-    lr_lora: float = Field(default=1e-4, gt=0)
-    lr_adapter: float = Field(default=3e-5, gt=0, description="adapter and expander")
-    lr_bow: float = Field(default=1e-4, gt=0)
-    lr_scale: float = Field(default=5e-4, gt=0)
-    weight_decay: float = Field(default=0.01, ge=0)
-    clip: float = Field(default=1.0, gt=0)
-    lora: LlinkLora = LlinkLora()
-    align_cos_w: float = Field(default=0.05, ge=0)
-    info_nce_w: float = Field(default=1e-3, ge=0)
-    info_nce_tau: float = Field(default=0.07, gt=0)
-    bow_loss_w: float = Field(default=0.1, ge=0)
-    usage: LlinkUsage = LlinkUsage()
-    gate_init: float = 0.5
-    gate_clamp: float = Field(default=0.7, gt=0, le=1)
+    micro_batch: int = Field(gt=1)
+    grad_accum: int = Field(gt=0)
+    warmup_frac: float = Field(ge=0, lt=1)
+    lr_lora: float = Field(gt=0)
+    lr_adapter: float = Field(gt=0, description="adapter and expander")
+    lr_bow: float = Field(gt=0)
+    lr_scale: float = Field(gt=0)
+    weight_decay: float = Field(ge=0)
+    clip: float = Field(gt=0)
+    lora: LlinkLora
+    align_cos_w: float = Field(ge=0)
+    info_nce_w: float = Field(ge=0)
+    info_nce_tau: float = Field(gt=0)
+    bow_loss_w: float = Field(ge=0)
+    usage: LlinkUsage
+    gate_init: float
+    gate_clamp: float = Field(gt=0, le=1)
     gate_clamp_infer: float | None = Field(
-        default=None, gt=0, le=1, description="null: gate_clamp at inference too; 0.4: the original's split"
+        gt=0, le=1, description="null: gate_clamp at inference too; 0.4: the original's split"
     )
     label_mask: Literal["target", "half"] = Field(
-        default="target", description="target: target + EOS exactly; half: the original's first-half mask, no EOS"
+        description="target: target + EOS exactly; half: the original's first-half mask, no EOS"
     )
     prompt: Literal["shared", "drift"] = Field(
-        default="shared", description="drift: evaluation uses the original's different inference prompt"
+        description="drift: evaluation uses the original's different inference prompt"
     )
     placeholder_rows: Literal["snapshot", "reseed"] = Field(
-        default="snapshot", description="reseed: the <f_i> rows are redrawn at evaluation, as the original's every process"
+        description="reseed: the <f_i> rows are redrawn at evaluation, as the original's every process"
     )
-    seq_len: int = Field(default=768, gt=0)
-    seed: int = 123
+    seq_len: int = Field(gt=0)
+    seed: int
 
 
 class LlinkEval(Strict):
-    n_gen: int = Field(default=64, gt=0, description="dev rows decoded greedily")
-    max_new_tokens: int = Field(default=64, gt=0)
-    batch_size: int = Field(default=64, gt=1)
-    gate_boosts: list[float] = Field(default=[0.5, 1.0, 2.0], min_length=1)
-    eval_dropout: bool = Field(default=False, description="true: the original's dropout at evaluation (an ablation)")
-    n_probe: int = Field(default=4, gt=0, description="dev rows of the lexeme probe")
-    probe_top: int = Field(default=10, gt=0)
-    seed: int = 0
+    n_gen: int = Field(gt=0, description="dev rows decoded greedily")
+    max_new_tokens: int = Field(gt=0)
+    batch_size: int = Field(gt=1)
+    gate_boosts: list[float] = Field(min_length=1)
+    eval_dropout: bool = Field(description="true: the original's dropout at evaluation (an ablation)")
+    n_probe: int = Field(gt=0, description="dev rows of the lexeme probe")
+    probe_top: int = Field(gt=0)
+    seed: int
 
 
 class Llink(Strict):
     """LLINK (a language as a modality): dvc.yaml llink_* stages, stages/lib/llink/."""
 
-    k_slots: int = Field(default=8, gt=0)
-    threads: int = Field(default=1, gt=0, description="torch threads: a fixed count, so reruns write the same bytes")
+    k_slots: int = Field(gt=0)
+    threads: int = Field(gt=0, description="torch threads: a fixed count, so reruns write the same bytes")
     device: Literal["cpu", "cuda"] = Field(
-        default="cpu", description="where the llink stages run torch: cpu (smoke, byte-identical reruns) or cuda "
+        description="where the llink stages run torch: cpu (smoke, byte-identical reruns) or cuda "
         "(paper: Llama-3.2-1B for 20k + 939 steps; GPU kernels are not bit-exact)",
     )
     data: LlinkData
     backbones: LlinkBackbones
     stage_a: LlinkStageA
     stage_b: LlinkStageB
-    eval: LlinkEval = LlinkEval()
+    eval: LlinkEval
 
 
 
@@ -853,7 +838,7 @@ class PublishedRepo(Strict):
     """A Hub repository of the study's published outputs, read at one commit."""
 
     repo: str = Field(min_length=1)
-    revision: str = UNPINNED  # a commit sha; PIN-ME, a branch or a tag is refused when enabled
+    revision: str  # a commit sha; PIN-ME, a branch or a tag is refused when enabled
 
 
 class Published(Strict):
@@ -861,9 +846,9 @@ class Published(Strict):
     stages/import_adapters.py, reparse/report_published in dvc.yaml). Disabled, the stages only write
     a status file saying so (the smoke default: no network); enabled, the revisions must be pinned."""
 
-    enabled: bool = False
-    experiments: PublishedRepo = PublishedRepo(repo="legesher/language-decoded-experiments")
-    adapters: PublishedRepo = PublishedRepo(repo="legesher/language-decoded-lora")
+    enabled: bool
+    experiments: PublishedRepo
+    adapters: PublishedRepo
 
 
 # --------------------------------------------------------------------------- the whole file
@@ -874,9 +859,9 @@ class Reproduction(Strict):
     is that folder (e.g. ``reports/published``, which the published-import stages write); null (smoke, and
     until someone imports the published run) makes the stage write a ``skipped`` status and nothing else."""
 
-    published_report: str | None = None
+    published_report: str | None
     scoring: Literal["refined", "strict"] = Field(
-        default="refined", description="the accuracy compared: refined (Phase 3, the paper's), strict (Phase 2 has no other)")
+        description="the accuracy compared: refined (Phase 3, the paper's), strict (Phase 2 has no other)")
 
 
 class Params(Strict):
@@ -892,10 +877,10 @@ class Params(Strict):
     train: Train
     evaluate: Evaluate
     llink: Llink
-    published: Published = Published()
+    published: Published
     grid: list[GridEntry] = Field(min_length=1)
     runs: dict[str, Run] = Field(min_length=1)
-    reproduction: Reproduction = Reproduction()
+    reproduction: Reproduction
 
     @field_validator("runs")
     @classmethod
