@@ -11,9 +11,9 @@ as ``fetch`` refuses them); then it fetches from ``published.experiments.repo`` 
 revision, ``allow_patterns`` selecting the raw outputs only (stages/lib/published.py):
 
 - Phase 3: ``phase3/conditions/<condition>/seed<N|none>/*_results_*.json`` and the strict
-  ``*_summary_<template>.json`` (evaluation-protocol.md §2; not the original's ``_summary_reparsed_``,
+  ``*_summary_<template>.json`` (not the original's ``_summary_reparsed_``,
   which ``reparse_published`` writes anew from the raw outputs);
-- Phase 2: ``conditions/<condition>/results/{english,native}_prompt_results.json`` (phase2-protocol.md §7).
+- Phase 2: ``conditions/<condition>/results/{english,native}_prompt_results.json``.
 
 The files are copied out of the Hugging Face cache into ``data/published/experiments/`` in the repo's
 layout, with ``status.json`` (``imported``: repo, revision, file count) and ``manifest.json`` (the

@@ -5,7 +5,7 @@
 The projector maps the encoder's sentence vector onto the decoder's state at
 ``<foreign_emb>`` after the English text: symmetric InfoNCE (teacher queue and one shared
 set of hard negatives on the foreign->English side), temperature annealed linearly, the
-direction and log-norm regularisers, AdamW with warmup + cosine (spec 3). Unlike the
+direction and log-norm regularisers, AdamW with warmup + cosine (``stages/lib/llink/projector.py``). Unlike the
 original, evaluation runs in eval mode (``llink.stage_a.eval_dropout: true`` restores the
 original's dropout-on evaluation), every ``eval_every`` steps *and* at the last step.
 

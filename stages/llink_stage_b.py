@@ -6,7 +6,7 @@ The frozen Stage A vector goes through ForeignScale -> gated adapter -> expander
 into K input-embedding slots that replace ``<f0>..<fK-1>`` in the one shared prompt; LoRA on
 q/k/v/o/up/down. Loss: CE on the target + EOS, the usage hinge every ``usage.every`` steps
 (ablated = the placeholder rows, with gradient), slot-mean <-> teacher cosine-MSE and InfoNCE,
-and the bag-of-words BCE (spec 4.5). The teacher is the cached frozen decoder's state (equal
+and the bag-of-words BCE (``stages/lib/llink/losses.py``). The teacher is the cached frozen decoder's state (equal
 to the original's second Llama copy). The original's bugs are params (``llink.stage_b``):
 ``usage.sign: repo``, ``label_mask: half``, ``gate_clamp_infer``, ``prompt: drift``,
 ``placeholder_rows: reseed``.

@@ -10,7 +10,7 @@
 Reads ``{condition}_seed{N}[_smokeN]_results_{template}.json`` in the published schema of
 ``legesher/language-decoded-experiments`` (cells ``template1_xnli_data=zh_instr=en`` holding rows
 with ``raw_output``, ``pred``, ``gold``, ``correct``) and writes, beside each, its
-``..._summary_reparsed_{template}.json`` (evaluation-protocol.md §2): per cell ``_acc``,
+``..._summary_reparsed_{template}.json`` (the original's reparse output name): per cell ``_acc``,
 ``_count`` and ``_correct``, the parse-failure rates, and ``reparse_metadata`` with the
 extractor versions, the sha256 of ``stages/lib/extractors.py``, the repository's git HEAD and
 every cell whose accuracy or failure rate moved by more than 1e-9 against the ``summary``

@@ -11,7 +11,8 @@ the English original. Files that cannot be transpiled are left out and listed wi
 their reason in ``ledger.jsonl``; ``metrics/data/transpile-<lang>-<tier>.json`` counts
 them per reason. Size gate and binary check as ``batch_transpile.py`` (10 B - 1 MiB,
 no NUL); unlike it, newlines are kept as they are, so ``code_en`` and ``code`` differ
-only in translated words (data-pipeline.md, pitfall 8).
+only in translated words (the original normalised newlines before translating but
+read ``code_en`` raw, so CRLF files also differed in line endings).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 :class:`FilterChain` looks at one :class:`~stages.lib.sources.SourceFile` at a time, in
 source order, and answers :class:`Accepted` or :class:`Rejected`. The order is the
-original's (data-pipeline.md section 1.4), preceded by byte-level checks that the
+original's (``stream_the_stack.py``), preceded by byte-level checks that the
 original did not need because it only ever saw decoded text:
 
     fetch_failed, empty, binary, too_large, undecodable,
@@ -13,7 +13,7 @@ The first failure wins. ``empty`` is a reason of its own here; the original coun
 empty or whitespace-only file as ``failed_parse`` without crediting any pipeline stage
 (both keep it out of every ``pipeline_*`` counter, so those counters match the original).
 
-Two behaviours of the original are bugs (section 10 item 6); ``Filters.license_mode``
+Two behaviours of the original are bugs; ``Filters.license_mode``
 picks between the corrected rule (``fixed``, the default) and the original (``original``):
 - field resolution: the original's ``get_first`` takes the first licence field that is not
   ``None``/``""``, so ``detected_licenses=[]`` hides ``gha_license_id``; ``fixed`` skips
@@ -22,7 +22,7 @@ picks between the corrected rule (``fixed``, the default) and the original (``or
   ``["GPL-3.0", "MIT"]`` passes as MIT; ``fixed`` requires every declared licence to be allowed.
 
 Near dedup is the original's: MinHash-LSH candidates among accepted files reject, greedy
-in source order, without a Jaccard check (section 10 item 7), so the result depends on
+in source order, without a Jaccard check, so the result depends on
 the order the source yields.
 
 Nothing here reads the clock or iterates a set into an output: the same input gives

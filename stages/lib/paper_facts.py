@@ -1,6 +1,6 @@
 """The paper's tables as facts: parse a ``tables.tex``, ship its cells, compare a report's with them.
 
-``tables.tex`` of the original (``build_phase3_tables.py``; evaluation-protocol.md §4) holds the paper's
+``tables.tex`` of the original (written by its ``build_phase3_tables.py``) holds the paper's
 22 tables. :func:`tex_tables` reads one (label -> rows -> the numbers of each cell and its mark);
 :func:`facts_from_tex` flattens it to one fact per numeric cell, which ``python -m
 stages.lib.paper_facts TABLES.TEX`` writes once to :data:`FACTS` (``stages/lib/facts/paper_tables.tsv``,

@@ -125,7 +125,7 @@ class NearDedup(Strict):
 
 
 class Filters(Strict):
-    """The original's filter chain, in its order (data-pipeline.md section 1.4)."""
+    """The original's filter chain, in its order (``stages/lib/filters.py``)."""
 
     license_mode: Literal["fixed", "original"] = Field(
         description="fixed: every licence of a file must be allowed, empty lists fall through to the next field; "
@@ -355,7 +355,7 @@ class Lora(Strict):
 
 
 class Train(Strict):
-    """QLoRA training of one adapter per run (data-pipeline.md section 6, section 11 items 17-22).
+    """QLoRA training of one adapter per run (the original's Unsloth QLoRA recipe and seeds).
 
     ``backend``: ``peft-cpu`` (plain PEFT in float32 on CPU; smoke), ``peft-bnb`` (PEFT on a
     bitsandbytes NF4 base, on a GPU), ``unsloth`` (the original's ``FastModel`` path, on a GPU).
@@ -720,7 +720,7 @@ class LlinkBackbones(Strict):
 
 
 class LlinkStageA(Strict):
-    """The contrastive projector (spec 3.1). The contrastive batch is the micro-batch; an optimizer
+    """The contrastive projector of LLINK Stage A. The contrastive batch is the micro-batch; an optimizer
     step accumulates ``grad_accum`` of them (the original: 8 x 16)."""
 
     steps: int = Field(gt=0)
@@ -765,7 +765,7 @@ class LlinkUsage(Strict):
 
 
 class LlinkStageB(Strict):
-    """K slots + LoRA (spec 4.1). The original's bugs are fixed in the profiles and kept as ablations:
+    """K slots + LoRA (LLINK Stage B). The original's bugs are fixed in the profiles and kept as ablations:
     ``usage.sign: repo``, ``label_mask: half``, ``gate_clamp_infer: 0.4``, ``prompt: drift``,
     ``placeholder_rows: reseed`` (and ``llink.eval.eval_dropout``)."""
 

@@ -28,7 +28,7 @@ from stages.lib.provenance import file_sha256, write_json
 MOVING = {"", "main", "master", "HEAD", UNPINNED}
 STATUS = "status.json"
 
-# The raw outputs of the published experiments (evaluation-protocol.md §2, phase2-protocol.md §7):
+# The raw outputs of the published experiments (``legesher/language-decoded-experiments``):
 # Phase 3 ``_results_`` and strict ``_summary_`` files (not the original's ``_summary_reparsed_``:
 # reparse_published writes its own) and Phase 2's two result files per condition.
 EXPERIMENT_PATTERNS = {

@@ -7,8 +7,8 @@ report (``stages/lib/results_index.py``, which reparses in memory where a snapsh
 :func:`load_results` reads a file with a typed ``msgspec`` decoder that keeps only what reparse
 reads: the ``summary`` and ``parse_failure_rates`` objects and, per row, ``raw_output`` and ``gold``;
 the rows' other fields (prompts, passages, ``pred``) are checked as JSON but never built as Python
-objects. That is most of the time saved over ``json.load`` of the whole file (evaluation-protocol.md
-§2; ``benchmarks/reparse_speed.py`` measures it). Any file the typed decoder refuses (malformed JSON,
+objects. That is most of the time saved over ``json.load`` of the whole file
+(``benchmarks/reparse_speed.py`` measures it). Any file the typed decoder refuses (malformed JSON,
 a row without ``raw_output``, a ``raw_output`` that is not a string, ...) is read again with ``json``
 and goes through the same checks as before, so the error names the file, cell and row as it did,
 and a file it accepts gives the same numbers: both decoders round floats correctly and keep the

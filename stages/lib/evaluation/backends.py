@@ -43,7 +43,7 @@ class Backend:
         self.evaluate = evaluate
 
     def encode(self, prompts: Sequence[str]) -> list[list[int]]:
-        """Special tokens added, no padding, right-truncated at ``max_length`` (evaluation-protocol.md 1.4)."""
+        """Special tokens added, no padding, right-truncated at ``max_length`` (as the original)."""
         encoded = self.tokenizer(
             list(prompts), padding=False, truncation=True, max_length=self.evaluate.max_length, add_special_tokens=True
         )

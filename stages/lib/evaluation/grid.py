@@ -1,4 +1,5 @@
-"""The cells one evaluation session scores, in the original's loop order (evaluation-protocol.md 1.1).
+"""The cells one evaluation session scores, in the original's loop order
+(template, data language, instruction language, benchmark).
 
 A session is the baseline or one run of the grid. Its cells are every template wording x data
 language x instruction language x benchmark, where the baseline and English-trained runs get every
@@ -60,7 +61,7 @@ PHASE2_PROMPTS = ("english", "native")  # english_prompt_results.json, native_pr
 
 
 def jobs(session: Session, evaluate: Evaluate) -> list[Job]:
-    """Phase 3: the cells below. Phase 2 (phase2-protocol.md 4): every session scores the same
+    """Phase 3: the cells below. Phase 2: every session scores the same
     benchmark x data-language cells twice, with the English template and with the data
     language's own, in the published files' key order (benchmark, then language)."""
     if evaluate.protocol == "phase3":

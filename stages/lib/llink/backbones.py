@@ -98,7 +98,7 @@ def train_encoder_tokenizer(texts: Iterable[str], model_max_length: int = 512):
 
 def build_tiny_decoder(cfg, tokenizer, seed: int):
     """A random-initialised Llama (GQA, tied embeddings). ``initializer_range`` ~0.1: with 0.02 a
-    frozen tied head cannot sharpen its logits (spec 9.2)."""
+    frozen tied head cannot sharpen its logits."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(

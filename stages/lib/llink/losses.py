@@ -10,7 +10,7 @@ def stage_a_loss(proj: torch.Tensor, teacher: torch.Tensor, negatives: torch.Ten
                  align_cos_w: float, lognorm_w: float) -> tuple[torch.Tensor, dict]:
     """Symmetric InfoNCE (queue negatives on the foreign->English side only) + direction + log-norm.
 
-    ``mse_loss`` on unit vectors divides by d, so the direction term is nearly inert (spec 8.7);
+    ``mse_loss`` on unit vectors divides by d, so the direction term is nearly inert;
     it is kept for faithfulness."""
     p, h = F.normalize(proj, dim=-1), F.normalize(teacher, dim=-1)
     target = torch.arange(p.shape[0])

@@ -1,5 +1,5 @@
 """Stage A: the projector from the encoder's sentence vector onto the decoder's teacher state,
-its schedules, and the teacher queue of hard negatives (spec 3.3-3.4)."""
+its schedules, and the teacher queue of hard negatives."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Stage B's slot modules: the Stage A vector becomes K input-embedding slots
-(ForeignScale -> gated residual adapter -> expander -> LayerNorm, spec 4.4) that replace the
+(ForeignScale -> gated residual adapter -> expander -> LayerNorm) that replace the
 placeholder rows ``<f0>..<fK-1>`` at layer 0; plus the ablations evaluation compares against."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The paper-scale source: a Hugging Face dataset streamed at a pinned revision.
 
 ``iter_hub`` yields one :class:`SourceFile` per dataset row, in stream order, with the
-fields resolved by the original's ``get_first`` lists (data-pipeline.md section 1.3).
+fields resolved by the original's ``get_first`` lists (the first key whose value is not ``None``/``""``).
 
 Contents come from one of two places:
 - ``content: inline`` (The Stack v1): the row's own content column, as UTF-8 bytes;
@@ -13,8 +13,7 @@ Contents come from one of two places:
 A failed fetch yields ``SourceFile(data=None, fetch_error=...)``: the filter counts it as
 ``fetch_failed`` and ``record_index`` stays the true 1-based stream position, which is
 what a ``skip(last_index)`` resume needs. ``HubSource.failed_fetch_mode: original``
-reproduces the original, which dropped such records silently so that later indices drifted
-(section 10 item 6).
+reproduces the original, which dropped such records silently so that later indices drifted.
 
 ``source.dataset`` may also be a local folder laid out like the Hub repository. A local
 folder has no revisions and ``datasets`` silently ignores ``revision=`` for one, so the
