@@ -81,9 +81,13 @@ def build_sources(root: Path, params: Path, langs=("ur", "zh"), marked: set[int]
 
 
 def write_params(root: Path, **translate_cfg) -> Path:
+    """The smoke params with quick retries and ``translate_cfg`` over the translate section; a mapping
+    (``sampling={"temperature": 0.5}``) updates that sub-section, whose other keys the profile keeps."""
     data = render("smoke", "phase3")
-    data["translate"].update({"min_call_gap_s": 0.0, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.7,
-                              "max_retries": 4, **translate_cfg})
+    section = data["translate"]
+    section.update({"min_call_gap_s": 0.0, "backoff_s": 0.01, "max_backoff_s": 0.05, "timeout_s": 0.7, "max_retries": 4})
+    for key, value in translate_cfg.items():
+        section[key] = {**section[key], **value} if isinstance(value, dict) and isinstance(section.get(key), dict) else value
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return path
