@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# Stage commands the tests start run as plain processes: a test's own environment would start a warm
+# interpreter of its own (stages/lib/warm.py). tests/test_warm.py and tests/e2e turn it on where they test it.
+os.environ.setdefault("LDR_WARM", "0")
 
 ROOT = Path(__file__).resolve().parents[1]
 

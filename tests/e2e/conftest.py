@@ -29,10 +29,11 @@ def files_holding(root: Path, secret: str) -> list[str]:
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    # dvc runs each stage's `python -m ...` from PATH: make it this interpreter, venv or not
+    # dvc runs each stage's `python -m ...` from PATH: make it this interpreter, venv or not; and, as for
+    # a user, in a fork of a warm interpreter (stages/lib/warm.py), shared by every command of these tests
     path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     env = {**os.environ, **FAKE_SECRETS, "PATH": path, "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1",
-           "PYTHONDONTWRITEBYTECODE": "1"}
+           "PYTHONDONTWRITEBYTECODE": "1", "LDR_WARM": "1"}
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

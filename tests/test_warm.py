@@ -1,0 +1,159 @@
+"""The warm interpreter (stages/lib/warm.py): a stage command run in a fork of it behaves as a plain process.
+
+The commands run in a scratch project holding this repository's ``stages`` package start (``__init__``,
+numerics, warm) and small stage modules written here, with a private TMPDIR (so its own warm interpreter)
+that preloads only what each test names, so a test costs a second, not torch's import."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stages.lib import warm
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not warm.enabled({}), reason="no warm interpreter on this platform (no fork, or a GPU)")
+
+ECHO = """
+import json, os, sys
+data = sys.stdin.read()
+print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "pid": os.getpid(), "ppid": os.getppid(),
+                  "stdin": data, "env": os.environ.get("SOME_SETTING"), "name": __name__}))
+print("to stderr", file=sys.stderr)
+sys.exit(int(os.environ.get("EXIT_WITH", "0")))
+"""
+
+HASH = """
+import hashlib, torch
+torch.manual_seed(0)
+layer = torch.nn.Linear(64, 64)
+optimizer = torch.optim.AdamW(layer.parameters(), lr=1e-2)
+for _ in range(3):
+    loss = layer(torch.randn(8, 64)).pow(2).mean()
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad()
+print(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in layer.parameters())).hexdigest())
+"""
+
+
+@pytest.fixture
+def project(tmp_path):
+    root = tmp_path / "project"
+    (root / "stages" / "lib").mkdir(parents=True)
+    shutil.copy(ROOT / "stages" / "__init__.py", root / "stages" / "__init__.py")
+    for name in ("__init__.py", "numerics.py", "warm.py"):
+        shutil.copy(ROOT / "stages" / "lib" / name, root / "stages" / "lib" / name)
+    (root / "stages" / "echo.py").write_text(ECHO)
+    (root / "stages" / "boom.py").write_text("raise RuntimeError('the stage failed')\n")
+    (root / "stages" / "wait.py").write_text(
+        "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(60)\n")
+    (root / "stages" / "hash_torch.py").write_text(HASH)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", warm.PRELOAD_VARIABLE)}
+    env.update({"TMPDIR": str(scratch), "LDR_WARM": "1", warm.PRELOAD_VARIABLE: "json"})
+    yield root, env
+    for server in (scratch / f"ldr-warm-{os.getuid()}").glob("*.sock"):
+        server.unlink()  # the warm interpreter exits on its own after IDLE_SECONDS; this keeps it from serving again
+
+
+def run(project, module, *args, stdin="", **extra_env):
+    root, env = project
+    return subprocess.run([sys.executable, "-m", f"stages.{module}", *args], cwd=root, env={**env, **extra_env},
+                          input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def test_the_command_sees_its_own_argv_directory_environment_and_streams(project):
+    import json
+
+    done = run(project, "echo", "--run", "x y", stdin="some input", SOME_SETTING="42", EXIT_WITH="3")
+    assert done.returncode == 3, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["argv"] == ["--run", "x y"]
+    assert seen["cwd"] == str(project[0])
+    assert seen["stdin"] == "some input"
+    assert seen["env"] == "42"
+    assert seen["name"] == "__main__"
+    assert "to stderr" in done.stderr
+    assert "warm interpreter not used" not in done.stderr
+
+
+def test_commands_share_one_warm_interpreter_and_see_code_edits(project):
+    import json
+
+    first = json.loads(run(project, "echo").stdout)
+    (project[0] / "stages" / "echo.py").write_text(ECHO.replace('"name": __name__', '"name": "edited"'))
+    second = json.loads(run(project, "echo").stdout)
+    assert first["ppid"] == second["ppid"]  # the same warm interpreter forked both
+    assert first["pid"] != second["pid"]
+    assert second["name"] == "edited"  # the stage's code is imported afresh in each child
+
+
+def test_off_runs_a_plain_process(project):
+    import json
+
+    root, env = project
+    done = subprocess.Popen([sys.executable, "-m", "stages.echo"], cwd=root, env={**env, "LDR_WARM": "0"},
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    out, _ = done.communicate(timeout=60)
+    assert json.loads(out)["pid"] == done.pid
+
+
+def test_a_failing_stage_prints_its_traceback_and_exits_1(project):
+    done = run(project, "boom")
+    assert done.returncode == 1
+    assert "RuntimeError: the stage failed" in done.stderr
+
+
+def test_sigterm_to_the_command_ends_the_stage(project, tmp_path):
+    root, env = project
+    pid_file = tmp_path / "stage.pid"
+    client = subprocess.Popen([sys.executable, "-m", "stages.wait", str(pid_file)], cwd=root, env=env)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and client.poll() is None
+        time.sleep(0.05)
+    stage_pid = int(pid_file.read_text())
+    assert stage_pid != client.pid  # it runs in the warm interpreter's fork
+    client.send_signal(signal.SIGTERM)
+    assert client.wait(timeout=30) == -signal.SIGTERM  # as a plain process killed by SIGTERM
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{stage_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{stage_pid}").exists()
+
+
+def test_torch_computes_the_same_bits_in_a_fork(project):
+    """The risk of forking after importing torch: a thread pool or allocator state that changes the numbers."""
+    warm_run = run(project, "hash_torch", **{warm.PRELOAD_VARIABLE: "torch"})
+    plain = run(project, "hash_torch", LDR_WARM="0")
+    assert warm_run.returncode == 0 and plain.returncode == 0, warm_run.stderr + plain.stderr
+    assert warm_run.stdout == plain.stdout
+
+
+def test_only_a_plain_stage_module_command_is_handed_over():
+    assert warm.stage_command(["python", "-m", "stages.train", "--run", "r"]) == ("stages.train", ["--run", "r"])
+    assert warm.stage_command(["python", "-u", "-m", "stages.train"]) is None  # an interpreter option
+    assert warm.stage_command(["python", "-m", "stages.lib.warm"]) is None
+    assert warm.stage_command(["python", "-m", "tools.repro"]) is None
+    assert warm.stage_command(["python", "-c", "import stages"]) is None
+
+
+def test_the_key_ignores_per_command_variables_only():
+    base = {"HOME": "/home/u", "HF_HUB_OFFLINE": "1"}
+    same = warm.key({**base, "DVC_STAGE": "train@a", "PYTEST_CURRENT_TEST": "x", "PWD": "/elsewhere"})
+    assert same == warm.key(base)
+    assert warm.key({**base, "HF_HUB_OFFLINE": "0"}) != warm.key(base)
+    assert warm.key({**base, "OMP_NUM_THREADS": "1"}) != warm.key(base)
+
+
+def test_switch_off():
+    assert not warm.enabled({"LDR_WARM": "0"})
