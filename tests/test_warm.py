@@ -157,3 +157,39 @@ def test_the_key_ignores_per_command_variables_only():
 
 def test_switch_off():
     assert not warm.enabled({"LDR_WARM": "0"})
+
+
+def test_a_folder_others_can_write_is_refused_and_the_stage_runs_plainly(project):
+    import json
+
+    root, env = project
+    shared = Path(env["TMPDIR"]) / f"ldr-warm-{os.getuid()}"
+    shared.mkdir(exist_ok=True)
+    shared.chmod(0o777)  # anyone could put a socket there that answers for a warm interpreter
+    done = subprocess.run([sys.executable, "-m", "stages.echo"], cwd=root, env=env, input="", capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0
+    assert "warm interpreter not used" in done.stderr and str(shared) in done.stderr
+    assert json.loads(done.stdout)["ppid"] == os.getpid()  # a plain process, child of this test
+    shared.chmod(0o700)
+
+
+def test_a_warm_interpreter_that_dies_mid_stage_fails_the_command_and_ends_the_stage(project, tmp_path):
+    root, env = project
+    pid_file = tmp_path / "stage.pid"
+    client = subprocess.Popen([sys.executable, "-m", "stages.wait", str(pid_file)], cwd=root, env=env,
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline and client.poll() is None
+        time.sleep(0.05)
+    stage_pid = int(pid_file.read_text())
+    server_pid = int(Path(f"/proc/{stage_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    os.kill(server_pid, signal.SIGKILL)
+    _, stderr = client.communicate(timeout=30)
+    assert client.returncode == 1
+    assert "outcome is unknown" in stderr and "LDR_WARM=0" in stderr
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{stage_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{stage_pid}").exists()

@@ -12,7 +12,8 @@ What the child sees is what ``python -m stages.<name> ARGS`` would see: the comm
 environment, umask, and its stdin, stdout and stderr (the file descriptors themselves, passed over a Unix
 socket: DVC's pipes and log files receive the output directly). Its exit status is the command's: the client
 (the process DVC started) waits for it and exits with it, and passes SIGTERM, SIGINT and SIGHUP on. A client
-that dies takes its child with it. Import-time warnings are not repeated in each child (they were printed
+that dies takes its child with it, and so does a warm interpreter that dies (the client then exits 1, saying
+that the stage's outcome is unknown). Import-time warnings are not repeated in each child (they were printed
 once, in the warm process's log).
 
 One warm interpreter serves only commands that would have imported the libraries in the same state: its
@@ -348,6 +349,7 @@ def _become_command(conn: socket.socket) -> None:
         body += conn.recv(length - len(body))
     request = json.loads(body)
     os.setsid()
+    _die_with_parent()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     for target, fd in zip((0, 1, 2), fds):
@@ -406,6 +408,16 @@ def _run(runpy, module: str) -> int:
         except (OSError, ValueError):
             pass
     return code
+
+
+def _die_with_parent() -> None:
+    """A stage whose warm interpreter is gone ends too: its client is waiting to hear how it ended, and cannot."""
+    import ctypes
+
+    server = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != server:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _die_with_client(conn: socket.socket) -> None:
