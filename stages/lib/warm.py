@@ -343,6 +343,8 @@ def _become_command(conn: socket.socket) -> None:
     import threading
 
     message, fds, _, _ = socket.recv_fds(conn, 1 << 20, 3)
+    if not message:  # a connection that only checked the socket answers (a second interpreter giving way)
+        os._exit(0)
     (length,) = HEADER.unpack(message[: HEADER.size])
     body = message[HEADER.size :]
     while len(body) < length:
