@@ -1,4 +1,4 @@
-"""tools.dvc_fast_lock: dvc.lock read by the C parser, written by DVC, to the same bytes."""
+"""tools.dvc_fast_lock: dvc.lock read by the C parser and written by the C emitter, to DVC's own bytes."""
 
 import io
 
@@ -47,3 +47,148 @@ def test_an_active_patch_says_nothing(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         dvc_fast_lock.main(["--version"])
     assert capsys.readouterr().err == ""
+
+
+# --- the write side: libyaml's emitter where it writes DVC's bytes, DVC's own dumper elsewhere -------------------
+
+def dvc_text(data) -> str:
+    out = io.StringIO()
+    _yaml._dump(data, out)  # DVC's lock writer (unpatched: install() is only ever undone-after-test here)
+    return out.getvalue()
+
+
+def fast_text(data) -> str:
+    out = io.StringIO()
+    dvc_fast_lock.dump_lock(data, out, _yaml._dump)
+    return out.getvalue()
+
+
+def test_the_repository_lock_is_written_to_its_own_bytes_by_the_c_emitter(repo_root):
+    text = (repo_root / "dvc.lock").read_text(encoding="utf-8")
+    data = _yaml.parse_yaml(text, "dvc.lock", typ="safe")
+    assert fast_text(data) == text
+    first = next(iter(data["stages"].values()))
+    assert dvc_fast_lock._c_dump({"stages": {"x": first}}) is not None  # the C emitter writes most of it
+
+
+# Strings where quoting, escaping or folding decide the bytes: paths with @ and :, leading digits, md5s that read
+# as numbers, YAML 1.1-only booleans (plain in 1.2), unicode, control characters, quotes, long lines.
+TRICKY = ["train@run-1", "a:b", "a: b", "@x", "0123", "1e5", "12345678901234567890123456789012", "4e10", "0x1F",
+          "1_000", ".inf", "-.5", "yes", "no", "on", "null", "~", "", " lead", "trail ", "#c", "a #c", "- x", "?",
+          "中文/路径.parquet", "é\u00a0x", "\x07bell", "\ufeffbom", "tab\tin", 'dq"x', "back\\slash", "x'y", "'",
+          "two\nlines", "😀", "%x", "!tag", "&a", "*a", "|", ">", "{a}", "[a]", "a,b", "=", "<<", "`x`",
+          "python -m stages.train --run condition-5-zh-5k-c4ai-aya-expanse-32b-seed42",
+          "metrics/reparsed/phase3/conditions/condition-5-zh-5k-c4ai-aya-expanse-32b/seed42",
+          "word " * 30, "x" * 90, "@" + "y" * 85, "a: " + "b" * 80, "中" * 50]
+SCALARS = [None, True, False, 0, -7, 10**20, 1.5, -0.0, 1e-05, 1e300, float("inf"), float("nan")]
+
+
+def lock_like(rng, strings) -> dict:
+    def value(depth):
+        roll = rng.random()
+        if depth > 2 or roll < 0.5:
+            return rng.choice(strings + SCALARS)
+        if roll < 0.75:
+            return [value(depth + 1) for _ in range(rng.randint(0, 3))]
+        return {rng.choice(strings): value(depth + 1) for _ in range(rng.randint(0, 3))}
+
+    stages = {}
+    for _ in range(rng.randint(1, 4)):
+        stages[rng.choice(strings)] = {
+            "cmd": rng.choice(strings),
+            "deps": [{"path": rng.choice(strings), "hash": "md5", "md5": rng.choice(strings), "size": 3}
+                     for _ in range(rng.randint(0, 3))],
+            "params": {"params.yaml": {rng.choice(strings): value(0) for _ in range(rng.randint(0, 4))}},
+        }
+    return {"schema": "2.0", "stages": stages}
+
+
+def test_tricky_strings_and_values_are_written_to_dvcs_bytes():
+    import random
+
+    rng = random.Random(18)
+    words = TRICKY + ["".join(rng.choice("ab1e.-:@ #'\"\\中\t/_") for _ in range(rng.randint(1, 12)))
+                      for _ in range(200)]
+    for _ in range(150):
+        data = lock_like(rng, words)
+        assert fast_text(data) == dvc_text(data), data
+    every = {"schema": "2.0", "stages": {word: {"cmd": word, "outs": [{"path": word, "md5": word}],
+                                                "params": {"p.yaml": {word: [word, *SCALARS]}}} for word in TRICKY}}
+    assert fast_text(every) == dvc_text(every)
+
+
+def test_shared_objects_and_other_types_go_to_dvcs_dumper():
+    shared = ["a", "b"]
+    data = {"schema": "2.0", "stages": {"s": {"deps": shared, "outs": shared}}}
+    assert "&id001" in dvc_text(data) and fast_text(data) == dvc_text(data)
+    from collections import OrderedDict
+
+    ordered = {"schema": "2.0", "stages": {"s": OrderedDict(cmd="x", deps=("a", "b"))}}
+    assert dvc_fast_lock._plain(ordered, set()) is False and fast_text(ordered) == dvc_text(ordered)
+
+
+def test_only_dvc_lock_is_written_by_the_c_emitter(monkeypatch, tmp_path):
+    monkeypatch.setattr(_yaml, "parse_yaml_for_update", _yaml.parse_yaml_for_update)
+    monkeypatch.setattr(_yaml, "_dump", _yaml._dump)
+    calls = []
+    monkeypatch.setattr(dvc_fast_lock, "dump_lock", lambda data, stream, dvc_dump: calls.append(data))
+    assert dvc_fast_lock.install()
+    for name in ("dvc.yaml", "dvc.lock"):
+        _yaml.dump_yaml(tmp_path / name, {"stages": {"a": {"cmd": "echo"}}})
+    assert len(calls) == 1 and (tmp_path / "dvc.yaml").read_text() == "stages:\n  a:\n    cmd: echo\n"
+
+
+REAL_DVC_YAML = """\
+stages:
+  make:
+    foreach: ${items}
+    do:
+      cmd: python make.py "${item.out}" "${item.text}"
+      deps:
+        - make.py
+      params:
+        - items
+        - knobs
+      outs:
+        - ${item.out}
+"""
+MAKE = "import sys, pathlib\np = pathlib.Path(sys.argv[1]); p.parent.mkdir(parents=True, exist_ok=True)\n" \
+       "p.write_text(sys.argv[2], encoding='utf-8')\n"
+REAL_PARAMS = """\
+items:
+  '1e5': {out: "out/1e5@x:y.txt", text: "1e5"}
+  '0123': {out: "out/0123.txt", text: "12345678901234567890123456789012"}
+  zh: {out: "out/中文 路径.txt", text: "中文"}
+  long: {out: "out/condition-5-zh-5k-c4ai-aya-expanse-32b-seed42/metrics/reparsed/phase3/x.txt", text: "a: b"}
+knobs: {none: null, tiny: 1.0e-05, flag: yes, quote: "it's", md5ish: "4e10", sweep: [0.5, null, 1e300]}
+"""
+
+
+def test_a_real_dvc_repro_writes_the_same_lock_as_plain_dvc(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    analytics = false\n    no_scm = true\n")
+    (tmp_path / "dvc.yaml").write_text(REAL_DVC_YAML)
+    (tmp_path / "make.py").write_text(MAKE)
+    (tmp_path / "params.yaml").write_text(REAL_PARAMS, encoding="utf-8")
+    fast = subprocess.run([sys.executable, "-m", "tools.dvc_fast_lock", "repro"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert fast.returncode == 0 and "inactive" not in fast.stderr, fast.stderr
+    lock = (tmp_path / "dvc.lock").read_text(encoding="utf-8")
+    assert "make@1e5:" in lock and "中文" in lock and "'4e10'" in lock  # the tricky strings reached the lock
+    plain = subprocess.run([sys.executable, "-m", "dvc", "repro", "--force"], cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert plain.returncode == 0 and plain.stdout.count("Running stage") == 4, plain.stdout + plain.stderr
+    assert (tmp_path / "dvc.lock").read_text(encoding="utf-8") == lock  # DVC rewrote every entry: same bytes
+
+
+def test_no_dump_in_dvc_leaves_both_unpatched_and_announced(monkeypatch, capsys):
+    monkeypatch.setattr(_yaml, "parse_yaml_for_update", _yaml.parse_yaml_for_update)
+    monkeypatch.delattr(_yaml, "_dump")  # DVC renamed its dumper: undone after the test
+    assert dvc_fast_lock.install() is False
+    assert not getattr(_yaml.parse_yaml_for_update, "fast_lock", False)
+    with pytest.raises(SystemExit):
+        dvc_fast_lock.main(["--version"])
+    assert dvc_fast_lock.PATCHED_DUMP in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Run the DVC command line with ``dvc.lock`` read for update by the C YAML parser.
+"""Run the DVC command line with ``dvc.lock`` read for update by the C YAML parser and written by the C emitter.
 
     python -m tools.dvc_fast_lock repro --single-item train@<run>   # what tools.repro runs
 
@@ -7,11 +7,26 @@ parser, which keeps comments and is pure Python, updates the stage's entry and d
 On the smoke pipeline's 6,600-line lock that read took 0.7 s of a 2 s stage bookkeeping, under
 the repository lock, for each of 77 stages (pyinstrument; treeverse/dvc#2671 and #10942 describe
 the same cost). DVC writes ``dvc.lock`` itself and puts no comments in it, so this module reads it
-with ruamel's C-based safe parser instead; DVC's own round-trip dumper still writes it, and a plain
-mapping dumps to the same bytes (tests/test_dvc_fast_lock.py checks both on this repository's lock
-and through a real ``dvc repro``). Every other YAML file, ``dvc.yaml`` and ``params.yaml`` included,
-is read as DVC reads it. If DVC no longer has the function this replaces, it runs unchanged (the
-same bytes, 0.6 s slower a stage) and says so on stderr at every start, so the lost speed-up is seen.
+with ruamel's C-based safe parser instead, and a plain mapping dumps to the same bytes
+(tests/test_dvc_fast_lock.py checks both on this repository's lock and through a real ``dvc repro``). Every other YAML file, ``dvc.yaml`` and ``params.yaml`` included,
+is read and written as DVC does. If DVC no longer has the functions this replaces (or PyYAML lacks
+libyaml), it runs unchanged (the same bytes, about 2 s slower a stage) and says so on stderr at every
+start, so the lost speed-up is seen.
+
+DVC then dumps the whole lock again with ruamel's pure-Python emitter: 1.4 s for the 12,000-line
+lock, every stage. This module writes ``dvc.lock`` with libyaml's C emitter (PyYAML's, 0.2 s) set up
+to DVC's choices: YAML 1.2 implicit types (ruamel's own resolver table, so ``1e5`` or an all-digit
+md5 is quoted exactly when DVC quotes it), insertion order, ``key:`` for None in a mapping and
+``- `` in a list, floats as ruamel writes them. The two emitters agree byte for byte except where
+ruamel differs from libyaml, which tests/test_dvc_fast_lock.py found by comparing both on random
+strings: a line over 80 characters (ruamel folds it, libyaml does not), a string with a ``'`` (ruamel
+double-quotes it), a line break, a character outside the BMP (libyaml escapes it), a key over 80
+bytes (libyaml counts the 128 limit of a simple key in bytes, ruamel in characters) and shared
+objects (anchors). The lock is written piece by piece (a stage entry, else its keys, else a list
+item or scalar): a piece that meets any of these, or holds a type other than dict, list, str, int,
+float, bool or None, is written by DVC's own dumper, so the file is always DVC's bytes; only the
+speed changes (on this repository's lock 27 of 83 entries hold a folded line). The same test compares both on
+this repository's lock and on a lock from a real ``dvc repro``.
 """
 
 from __future__ import annotations
@@ -23,18 +38,168 @@ LOCK_NAME = "dvc.lock"
 
 
 PATCHED = "dvc.utils.serialize._yaml.parse_yaml_for_update"
+PATCHED_DUMP = "dvc.utils.serialize._yaml._dump"
+WIDTH = 80  # ruamel's default line width, which DVC keeps: a longer line is folded by ruamel only
+# Where libyaml's emitter and ruamel's part ways (see the module's docstring): such a string goes to DVC's dumper.
+_UNSAFE_CHARS = frozenset("'\r\n\x85\u2028\u2029")
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _emitter():
+    """PyYAML's C dumper with ruamel's YAML 1.2 resolver and DVC's representation of None, floats and order."""
+    import yaml
+    from ruamel.yaml import resolver as ruamel_resolver
+    from yaml._yaml import CEmitter
+
+    class Resolver(yaml.resolver.BaseResolver):
+        yaml_implicit_resolvers: dict = {}
+
+    for versions, tag, regexp, first in ruamel_resolver.implicit_resolvers:
+        if (1, 2) in versions:  # DVC's dumper resolves as YAML 1.2 (ruamel's VersionedResolver, no version set)
+            Resolver.add_implicit_resolver(tag, regexp, first)
+
+    class Representer(yaml.representer.SafeRepresenter):
+        def represent_none(self, data):
+            return self.represent_scalar("tag:yaml.org,2002:null", "")  # ruamel: `key:`, not `key: null`
+
+        def represent_float(self, data):  # ruamel's SafeRepresenter under YAML 1.2: no `.0` put before an exponent
+            if data != data:
+                value = ".nan"
+            elif data in (float("inf"), float("-inf")):
+                value = ".inf" if data > 0 else "-.inf"
+            else:
+                value = repr(data).lower()
+            return self.represent_scalar("tag:yaml.org,2002:float", value)
+
+    Representer.add_representer(type(None), Representer.represent_none)
+    Representer.add_representer(float, Representer.represent_float)
+
+    class Dumper(CEmitter, Representer, Resolver):
+        def __init__(self, stream):
+            CEmitter.__init__(self, stream, allow_unicode=True)
+            Representer.__init__(self, default_flow_style=False, sort_keys=False)
+            Resolver.__init__(self)
+
+    return Dumper
+
+
+_DUMPER = None
+_SEQUENCE_NONE = None
+
+
+def _plain(value, seen: set) -> bool:
+    """True where every string and type in ``value`` is one both emitters write the same; no object twice."""
+    kind = type(value)
+    if kind is str:
+        return not (_UNSAFE_CHARS.intersection(value) or (value and max(value) > "\uffff"))
+    if kind in _SCALARS:
+        return True
+    if kind is not dict and kind is not list:
+        return False  # ruamel's CommentedMap (comments), OrderedDict, tuples...: DVC's dumper
+    if id(value) in seen:
+        return False  # ruamel writes an anchor
+    seen.add(id(value))
+    if kind is list:
+        return all(_plain(item, seen) for item in value)
+    return all(type(key) is str and len(key.encode("utf-8")) <= WIDTH and _plain(key, seen) and _plain(item, seen)
+               for key, item in value.items())  # libyaml measures a simple key's 128-limit in bytes, ruamel in chars
+
+
+def _shared(value, seen: set) -> bool:
+    """True where a dict or list occurs twice in ``value`` (ruamel would write an anchor and an alias)."""
+    if type(value) is not dict and type(value) is not list:
+        return False
+    if id(value) in seen:
+        return True
+    seen.add(id(value))
+    return any(_shared(item, seen) for item in (value.values() if type(value) is dict else value))
+
+
+def _c_dump(data: dict) -> str | None:
+    """``data`` (a one-key mapping) by libyaml in DVC's layout, or None where a line would pass ruamel's width."""
+    import io
+    import re
+
+    global _DUMPER, _SEQUENCE_NONE
+    if _DUMPER is None:
+        _DUMPER, _SEQUENCE_NONE = _emitter(), re.compile(r"^( *)-$", re.M)
+    stream = io.StringIO()
+    dumper = _DUMPER(stream)
+    try:
+        dumper.open()
+        dumper.represent(data)
+        dumper.close()
+    finally:
+        dumper.dispose()
+    text = _SEQUENCE_NONE.sub(r"\1- ", stream.getvalue())  # ruamel writes None in a list as `- ` (libyaml: `-`)
+    if any(len(line) > WIDTH for line in text.splitlines()):
+        return None
+    return text
+
+
+def _wrap(chain: list, value):
+    for key in reversed(chain):
+        value = {key: value}
+    return value
+
+
+def _tail(text: str, lines: int) -> str:
+    return text.split("\n", lines)[lines] if lines else text
+
+
+def _text(piece, dvc_dump, c_first: bool = True) -> str:
+    """``piece`` in DVC's bytes: by libyaml where it writes the same, else by ``dvc_dump`` (DVC's dumper)."""
+    import io
+
+    text = _c_dump(piece) if c_first and _plain(piece, set()) else None
+    if text is None:
+        out = io.StringIO()
+        dvc_dump(piece, out)
+        text = out.getvalue()
+    return text
+
+
+def _piece(chain: list, value, dvc_dump) -> str:
+    """The lines DVC writes for the last key of ``chain`` and its ``value``, nested under the keys before it.
+
+    A block mapping's or list's lines do not depend on their siblings (no anchors: see dump_lock), so DVC's
+    text for a whole mapping is its keys' pieces one after the other, and a key's is its header line and its
+    items'. What libyaml cannot write as DVC does is split down to the list item or scalar that needs it."""
+    depth = len(chain)
+    container = type(value) in (dict, list) and value
+    if depth >= 2 or not container:  # the top level and `stages` are split anyway: no whole-file try
+        text = _c_dump(_wrap(chain, value)) if _plain(_wrap(chain, value), set()) else None
+        if text is not None:
+            return _tail(text, depth - 1)
+    if container:
+        header = _tail(_text(_wrap(chain, None), dvc_dump), depth - 1)  # `key:` as DVC writes it over a block
+        if len(header) <= WIDTH and header.count("\n") == 1 and header.rstrip("\n").endswith(":"):
+            if type(value) is dict:
+                return header + "".join(_piece([*chain, key], item, dvc_dump) for key, item in value.items())
+            return header + "".join(_tail(_text(_wrap(chain, [item]), dvc_dump), depth) for item in value)
+    return _tail(_text(_wrap(chain, value), dvc_dump, c_first=False), depth - 1)
+
+
+def dump_lock(data, stream, dvc_dump) -> None:
+    """Write ``data`` as ``dvc_dump`` (DVC's dumper) would: libyaml writes every piece it writes byte for byte
+    as DVC does (see the module's docstring), ``dvc_dump`` the rest."""
+    if type(data) is not dict or not data or _shared(data, set()):  # anchors may span pieces: DVC writes it all
+        return dvc_dump(data, stream)
+    stream.write("".join(_piece([key], value, dvc_dump) for key, value in data.items()))
 
 
 def install() -> bool:
-    """Route DVC's read-for-update of ``dvc.lock`` to the C parser; False where DVC's layout differs."""
+    """Route DVC's read-for-update and dump of ``dvc.lock`` to the C parser and emitter; False where DVC's layout
+    differs (then neither is patched)."""
     try:
         from dvc.utils.serialize import _yaml
     except ImportError:
         return False
-
     original = getattr(_yaml, "parse_yaml_for_update", None)
-    if original is None or getattr(original, "fast_lock", False):
-        return original is not None
+    if original is None or not _install_dump(_yaml):
+        return False
+    if getattr(original, "fast_lock", False):
+        return True
 
     def parse_yaml_for_update(text, path):
         if PurePath(str(path)).name == LOCK_NAME:
@@ -46,14 +211,34 @@ def install() -> bool:
     return True
 
 
+def _install_dump(_yaml) -> bool:
+    original = getattr(_yaml, "_dump", None)
+    if original is None or getattr(original, "fast_lock", False):
+        return original is not None
+    try:
+        _emitter()
+    except (ImportError, AttributeError):  # no PyYAML with libyaml, or ruamel moved its resolver table
+        return False
+
+    def _dump(data, stream, *args, **kwargs):
+        if not args and not kwargs and PurePath(str(getattr(stream, "name", ""))).name == LOCK_NAME:
+            return dump_lock(data, stream, original)
+        return original(data, stream, *args, **kwargs)
+
+    _dump.fast_lock = True
+    _yaml._dump = _dump
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     from dvc.cli import main as dvc_main
 
     if not install():
         from dvc import __version__
 
-        print(f"WARNING: tools.dvc_fast_lock is inactive: DVC {__version__} has no {PATCHED}; dvc.lock is read "
-              "by DVC's pure-Python parser (same bytes, about 0.6 s slower a stage)", file=sys.stderr, flush=True)
+        print(f"WARNING: tools.dvc_fast_lock is inactive: DVC {__version__} has no {PATCHED} or {PATCHED_DUMP} "
+              "(or PyYAML has no libyaml); dvc.lock is read and written by DVC's pure-Python parser and emitter "
+              "(same bytes, about 2 s slower a stage)", file=sys.stderr, flush=True)
     return dvc_main(sys.argv[1:] if argv is None else argv)
 
 
