@@ -9,6 +9,16 @@ from dvc.utils.serialize import _yaml
 from tools import dvc_fast_lock
 
 
+@pytest.fixture
+def undone(monkeypatch):
+    """What install() patches, put back after the test."""
+    from dvc.dependency import param
+
+    for owner, name in ((_yaml, "parse_yaml_for_update"), (_yaml, "_dump"), (param, "read_param_file")):
+        monkeypatch.setattr(owner, name, getattr(owner, name))
+    return monkeypatch
+
+
 def test_the_repository_lock_dumps_back_to_its_own_bytes(repo_root):
     text = (repo_root / "dvc.lock").read_text(encoding="utf-8")
     fast = _yaml.parse_yaml(text, "dvc.lock", typ="safe")
@@ -18,8 +28,7 @@ def test_the_repository_lock_dumps_back_to_its_own_bytes(repo_root):
     assert fast == _yaml.parse_yaml(text, "dvc.lock", typ="rt")  # the same content as DVC's own read
 
 
-def test_only_dvc_lock_is_read_by_the_fast_parser(monkeypatch):
-    monkeypatch.setattr(_yaml, "parse_yaml_for_update", _yaml.parse_yaml_for_update)  # undone after the test
+def test_only_dvc_lock_is_read_by_the_fast_parser(undone):
     assert dvc_fast_lock.install() and dvc_fast_lock.install()  # a second install changes nothing
     text = "# a comment DVC keeps\nstages:\n  a:\n    cmd: echo\n"
     assert type(_yaml.parse_yaml_for_update(text, "sub/dvc.lock")) is dict
@@ -30,7 +39,8 @@ def test_only_dvc_lock_is_read_by_the_fast_parser(monkeypatch):
     assert buffer.getvalue().startswith("# a comment DVC keeps")
 
 
-def test_an_inactive_patch_is_announced_and_dvc_still_runs(monkeypatch, capsys):
+def test_an_inactive_patch_is_announced_and_dvc_still_runs(undone, capsys):
+    monkeypatch = undone
     monkeypatch.delattr(_yaml, "parse_yaml_for_update")  # DVC moved the function: undone after the test
     assert dvc_fast_lock.install() is False
     with pytest.raises(SystemExit) as exited:  # `dvc --version` exits through argparse
@@ -42,8 +52,7 @@ def test_an_inactive_patch_is_announced_and_dvc_still_runs(monkeypatch, capsys):
     assert len(warning) == 1 and "tools.dvc_fast_lock is inactive" in warning[0] and dvc_fast_lock.PATCHED in warning[0]
 
 
-def test_an_active_patch_says_nothing(monkeypatch, capsys):
-    monkeypatch.setattr(_yaml, "parse_yaml_for_update", _yaml.parse_yaml_for_update)
+def test_an_active_patch_says_nothing(undone, capsys):
     with pytest.raises(SystemExit):
         dvc_fast_lock.main(["--version"])
     assert capsys.readouterr().err == ""
@@ -127,9 +136,8 @@ def test_shared_objects_and_other_types_go_to_dvcs_dumper():
     assert dvc_fast_lock._plain(ordered, set()) is False and fast_text(ordered) == dvc_text(ordered)
 
 
-def test_only_dvc_lock_is_written_by_the_c_emitter(monkeypatch, tmp_path):
-    monkeypatch.setattr(_yaml, "parse_yaml_for_update", _yaml.parse_yaml_for_update)
-    monkeypatch.setattr(_yaml, "_dump", _yaml._dump)
+def test_only_dvc_lock_is_written_by_the_c_emitter(undone, tmp_path):
+    monkeypatch = undone
     calls = []
     monkeypatch.setattr(dvc_fast_lock, "dump_lock", lambda data, stream, dvc_dump: calls.append(data))
     assert dvc_fast_lock.install()
@@ -184,11 +192,41 @@ def test_a_real_dvc_repro_writes_the_same_lock_as_plain_dvc(tmp_path):
     assert (tmp_path / "dvc.lock").read_text(encoding="utf-8") == lock  # DVC rewrote every entry: same bytes
 
 
-def test_no_dump_in_dvc_leaves_both_unpatched_and_announced(monkeypatch, capsys):
-    monkeypatch.setattr(_yaml, "parse_yaml_for_update", _yaml.parse_yaml_for_update)
+def test_no_dump_in_dvc_leaves_both_unpatched_and_announced(undone, capsys):
+    monkeypatch = undone
     monkeypatch.delattr(_yaml, "_dump")  # DVC renamed its dumper: undone after the test
     assert dvc_fast_lock.install() is False
     assert not getattr(_yaml.parse_yaml_for_update, "fast_lock", False)
     with pytest.raises(SystemExit):
         dvc_fast_lock.main(["--version"])
     assert dvc_fast_lock.PATCHED_DUMP in capsys.readouterr().err
+
+
+# --- params: parsed once per file state, keys looked up directly, the same values as DVC's ------------------------
+
+def test_params_reads_give_dvcs_values_and_reparse_an_edited_file(undone, repo_root, tmp_path):
+    import os
+
+    import yaml
+    from dvc.dependency import param
+    from dvc.fs import LocalFileSystem
+
+    original = param.read_param_file
+    assert dvc_fast_lock.install() and param.read_param_file is not original
+    fs = LocalFileSystem()
+    path = str(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text((repo_root / "params.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    lock = yaml.safe_load((repo_root / "dvc.lock").read_text(encoding="utf-8"))
+    keys = sorted({key for entry in lock["stages"].values() for key in entry.get("params", {}).get("params.yaml", {})})
+    keys += ["subset.sou?ce", "fetch.sources.cod[e].limit", "no.such.key", "fetch.sources.code.limit", "grid", "scale.x", "fetch..x"]
+    for _ in range(2):  # parsed, then from the kept parse
+        fast = param.read_param_file(fs, path, keys, flatten=True)
+        assert fast == original(fs, path, keys, flatten=True) and len(fast) > 100  # every key a stage lists
+    again = param.read_param_file(fs, path, ["fetch", "fetch.filters"], flatten=True)
+    assert again["fetch"]["filters"] is again["fetch.filters"]  # shared within one read, as DVC's parse has it
+    assert again["fetch"] is not fast["fetch.filters"] and again["fetch"] == original(fs, path, ["fetch"], True)["fetch"]
+    edited = (tmp_path / "params.yaml").read_text(encoding="utf-8").replace("scale: smoke", "scale: paper")
+    (tmp_path / "params.yaml").write_text(edited, encoding="utf-8")
+    os.utime(path, ns=(1, 1))
+    assert param.read_param_file(fs, path, ["scale"], flatten=True) == {"scale": "paper"}
+    assert param.read_param_file(fs, path, None) == original(fs, path, None)  # whole file: DVC's own read
