@@ -230,3 +230,36 @@ def test_params_reads_give_dvcs_values_and_reparse_an_edited_file(undone, repo_r
     os.utime(path, ns=(1, 1))
     assert param.read_param_file(fs, path, ["scale"], flatten=True) == {"scale": "paper"}
     assert param.read_param_file(fs, path, None) == original(fs, path, None)  # whole file: DVC's own read
+
+
+# --- the parsed lock kept by its sha256, in the process and in .dvc/tmp -------------------------------------------
+
+def test_a_written_lock_parses_back_to_the_data_that_was_kept_for_it():
+    import random
+
+    rng = random.Random(7)
+    for _ in range(60):
+        data = lock_like(rng, TRICKY)
+        if dvc_fast_lock._plain(data, set()):
+            parsed = _yaml.parse_yaml(fast_text(data), "dvc.lock", typ="safe")
+            assert repr(parsed) == repr(data)  # types and values, nan included
+
+
+def test_the_kept_parse_is_used_only_for_the_same_text(undone, tmp_path, monkeypatch):
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
+    path = str(tmp_path / "dvc.lock")
+    text = "schema: '2.0'\nstages:\n  a:\n    cmd: echo\n    params:\n      params.yaml:\n        n:\n"
+    assert dvc_fast_lock.install()
+    first = _yaml.parse_yaml(text, path)
+    assert (tmp_path / ".dvc" / "tmp" / dvc_fast_lock.CACHE_NAME).is_file()
+    dvc_fast_lock._kept.clear()  # as a new process: from .dvc/tmp
+    calls = []
+    monkeypatch.setattr(dvc_fast_lock, "_copy", lambda value: calls.append(1) or dvc_fast_lock._plain_copy(value))
+    second = _yaml.parse_yaml(text, path)
+    assert second == first and second is not first and calls  # a copy: DVC edits what it reads
+    edited = text.replace("echo", "echo 2")
+    assert _yaml.parse_yaml(edited, path)["stages"]["a"]["cmd"] == "echo 2"  # another text: parsed
+    (tmp_path / ".dvc" / "tmp" / dvc_fast_lock.CACHE_NAME).write_bytes(b"not marshal")
+    dvc_fast_lock._kept.clear()
+    assert _yaml.parse_yaml(text, path) == first  # an unreadable cache: parsed again
+    assert _yaml.parse_yaml("a: 1\n", str(tmp_path / "dvc.yaml")) == {"a": 1}  # other files: DVC's parse

@@ -27,12 +27,19 @@ item or scalar): a piece that meets any of these, or holds a type other than dic
 float, bool or None, is written by DVC's own dumper, so the file is always DVC's bytes; only the
 speed changes (on this repository's lock 27 of 83 entries hold a folded line). The same test compares both on
 this repository's lock and on a lock from a real ``dvc repro``.
+
+Two more costs of DVC's bookkeeping are cut the same way, without changing what it decides or writes:
+DVC parses the whole lock (1.2 s; ruamel's constructor is Python) once or twice a command, so a lock
+this module parsed or wrote before and unchanged since (same sha256) is a copy of that parse, kept
+in the process and in ``.dvc/tmp/fast-lock.marshal`` for the next stage's process; and a no-op
+``repro`` parsed params.yaml again for each of 81 stages and found each of its 930 keys by dpath's
+walk of the whole tree (_install_params).
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 LOCK_NAME = "dvc.lock"
 
@@ -186,7 +193,103 @@ def dump_lock(data, stream, dvc_dump) -> None:
     as DVC does (see the module's docstring), ``dvc_dump`` the rest."""
     if type(data) is not dict or not data or _shared(data, set()):  # anchors may span pieces: DVC writes it all
         return dvc_dump(data, stream)
-    stream.write("".join(_piece([key], value, dvc_dump) for key, value in data.items()))
+    text = "".join(_piece([key], value, dvc_dump) for key, value in data.items())
+    stream.write(text)
+    _remember(getattr(stream, "name", None), text, data)
+
+
+# --- the parsed lock kept between reads and processes ------------------------------------------------------------
+
+CACHE_NAME = "fast-lock.marshal"  # in the workspace's .dvc/tmp, which git and DVC ignore
+_kept: dict = {}  # path -> (sha256 of the text, the parsed lock)
+
+
+def _plain_copy(value):
+    kind = type(value)
+    if kind is dict:
+        return {key: _plain_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_plain_copy(item) for item in value]
+    return value
+
+
+def _copy(value):
+    return _plain_copy(value)
+
+
+def _cache_file(path) -> Path | None:
+    tmp = Path(str(path)).parent / ".dvc" / "tmp"
+    return tmp / CACHE_NAME if tmp.is_dir() else None
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _remember(path, text: str, data) -> None:
+    """Keep ``data`` as the parse of ``text``, here and in .dvc/tmp for the next process (tools.repro runs each
+    stage as one). Only plain data (dict, list, str, int, float, bool, None; nothing shared), whose parse is
+    itself: what DVC's safe parser returns for a lock, and what dump_lock writes, whose bytes parse back to it."""
+    if path is None or type(data) is not dict or not _plain(data, set()):
+        return
+    import marshal
+    import os
+
+    digest = _digest(text)
+    _kept[str(path)] = (digest, _copy(data))
+    cache = _cache_file(path)
+    if cache is None:
+        return
+    partial = cache.with_name(f"{CACHE_NAME}.{os.getpid()}")
+    try:
+        partial.write_bytes(marshal.dumps((digest, data)))
+        os.replace(partial, cache)  # whole or not at all, for a stage running beside this one
+    except (OSError, ValueError):
+        partial.unlink(missing_ok=True)
+
+
+def _recall(path, text: str):
+    """A copy of the kept parse of ``text`` (this process's, else .dvc/tmp's), or None."""
+    import marshal
+
+    digest = _digest(text)
+    kept = _kept.get(str(path))
+    if kept is None or kept[0] != digest:
+        cache = _cache_file(path)
+        try:
+            kept = marshal.loads(cache.read_bytes()) if cache is not None else None
+        except (OSError, ValueError, EOFError, TypeError):
+            kept = None
+        if not (type(kept) is tuple and len(kept) == 2 and kept[0] == digest and type(kept[1]) is dict):
+            return None
+        _kept[str(path)] = kept
+    return _copy(kept[1])
+
+
+def _install_parse(_yaml) -> None:
+    """DVC parses the whole lock (1.2 s, ruamel's constructor in Python) once or twice a command; a lock this
+    module parsed or wrote before, unchanged since (the same sha256), is a copy of the kept parse instead."""
+    from dvc.utils import serialize, strictyaml
+
+    original = _yaml.parse_yaml
+    if getattr(original, "fast_lock", False):
+        return
+
+    def parse_yaml(text, path, typ="safe"):
+        if typ != "safe" or PurePath(str(path)).name != LOCK_NAME:
+            return original(text, path, typ)
+        data = _recall(path, text)
+        if data is None:
+            data = original(text, path, typ)
+            _remember(path, text, data)
+        return data
+
+    parse_yaml.fast_lock = True
+    for module in (_yaml, serialize, strictyaml):
+        if getattr(module, "parse_yaml", None) is original:
+            module.parse_yaml = parse_yaml
 
 
 def install() -> bool:
@@ -201,6 +304,7 @@ def install() -> bool:
     if original is None or getattr(param, "read_param_file", None) is None or not _install_dump(_yaml):
         return False
     _install_params()
+    _install_parse(_yaml)
     if getattr(original, "fast_lock", False):
         return True
 
