@@ -113,6 +113,19 @@ def _plain(value, seen: set) -> bool:
                for key, item in value.items())  # libyaml measures a simple key's 128-limit in bytes, ruamel in chars
 
 
+def _longest(value) -> int:
+    """About the longest line ``value`` makes, less its indent: a hint only (every piece's lines are measured)."""
+    kind = type(value)
+    if kind is str:
+        return len(value)
+    if kind is dict:  # `key: value` on one line, a block under its key two further in
+        return max((len(key) + 2 + _longest(item) if type(item) is str else max(len(key), _longest(item) + 2)
+                    for key, item in value.items()), default=0)
+    if kind is list:
+        return max((_longest(item) + 2 for item in value), default=0)
+    return 0
+
+
 def _shared(value, seen: set) -> bool:
     """True where a dict or list occurs twice in ``value`` (ruamel would write an anchor and an alias)."""
     if type(value) is not dict and type(value) is not list:
@@ -175,7 +188,9 @@ def _piece(chain: list, value, dvc_dump) -> str:
     items'. What libyaml cannot write as DVC does is split down to the list item or scalar that needs it."""
     depth = len(chain)
     container = type(value) in (dict, list) and value
-    if depth >= 2 or not container:  # the top level and `stages` are split anyway: no whole-file try
+    # the top level and `stages` are split anyway (no whole-file try), and so is a block whose longest string
+    # will likely make a line pass the width: trying libyaml on it first only to split it costs half the time
+    if not container or depth >= 2 and _longest(value) + 2 * depth <= WIDTH:
         text = _c_dump(_wrap(chain, value)) if _plain(_wrap(chain, value), set()) else None
         if text is not None:
             return _tail(text, depth - 1)
