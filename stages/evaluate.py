@@ -11,11 +11,14 @@ own language; visited in the original's loop order (template, data, instruction,
 
 Generation is the original's: the base tokenizer, prompts pre-tokenised with the default
 special tokens, no chat template, right-truncated at ``max_length`` tokens, left-padded batches
-of ``batch_size`` in dataset order, greedy decoding of ``max_new_tokens`` (10 for every Phase 3
-benchmark), only the continuation decoded with ``skip_special_tokens`` and stripped. One
-departure: cells smaller than a few batches (every smoke cell) are generated together, a block
-of consecutive cells at a time (stages/lib/evaluation/blocks.py), so a batch can hold the end of
-one cell and the start of the next; a cell of the paper's size is still a block of its own. Answers
+of ``batch_size``, greedy decoding of ``max_new_tokens`` (10 for every Phase 3
+benchmark), only the continuation decoded with ``skip_special_tokens`` and stripped. Two
+departures, for speed (issue 18): cells smaller than a few batches (every smoke cell) are generated
+together, a block of consecutive cells at a time (stages/lib/evaluation/blocks.py), so a batch can
+hold rows of several cells, while a cell of the paper's size is still a block of its own; and the hf
+backend batches a block's prompts in order of token count, not dataset order (less padding). Both
+change only which rows share a batch, so only the last bits of a product (and, rarely, a greedy
+token) can differ from per-cell batches in dataset order. Answers
 are scored by the strict extractor (``evaluate.extractor``; the refined one comes with reparse).
 
 Beside generation, each cell is scored by log-likelihood (``evaluate.loglik``): the candidate

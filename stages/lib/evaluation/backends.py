@@ -81,12 +81,12 @@ PREFILL_MEMO_BYTES = 64 * 2**20
 class HFBackend(Backend):
     """transformers ``generate`` over left-padded batches, and summed log-likelihoods.
 
-    A cell generates over its prompts, then scores its choices over the same prompts: the
-    log-probabilities of a choice's first token are those of generation's first step. So
-    ``generate`` keeps that step's log-probabilities of each prompt (its prefill; the last call's
-    only, while prompts x vocabulary x 4 bytes fits ``PREFILL_MEMO_BYTES``: every smoke cell, 64
-    prompts of tiny-aya's 262k vocabulary) and ``choose`` runs no second forward over those
-    prompts. The kept values equal a separate forward's to float32 rounding, not bit for bit: under
+    A block of cells (stages/lib/evaluation/blocks.py) generates over its prompts, then each cell
+    scores its choices over its own prompts: the log-probabilities of a choice's first token are
+    those of generation's first step. So ``generate`` keeps that step's log-probabilities of each
+    prompt (its prefill; the last call's only, while prompts x vocabulary x 4 bytes fits
+    ``PREFILL_MEMO_BYTES``: every smoke block, at most 256 prompts of a 4,096-token vocabulary; 64
+    prompts of tiny-aya's 262k) and ``choose`` runs no second forward over those prompts. The kept values equal a separate forward's to float32 rounding, not bit for bit: under
     MKL's COMPATIBLE branch (stages/lib/numerics.py) a product's last bits depend on the batch it is
     computed in. Both paths are deterministic, so the outputs still rebuild byte for byte
     (tests/test_evaluate.py)."""
