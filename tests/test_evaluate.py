@@ -255,6 +255,26 @@ def test_batched_generation_equals_one_at_a_time(workspace, repo_root):
     assert all(batched), "a random model says something on every row"
 
 
+def test_prompts_batched_by_length_come_back_in_their_own_order(workspace, repo_root):
+    """generate() batches a block's prompts by token count: prompts of four benchmarks, shuffled, in
+    batches of 4, each get the output they get alone (a random model: every prompt says something else)."""
+    pretrained = _backend(workspace)
+    model = build_model({"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512},
+                        len(pretrained.tokenizer), 5, pretrained.tokenizer)
+    backend = eval_backends.HFBackend(model, pretrained.tokenizer, workspace[1].evaluate)
+    prompts = []
+    for name in ("xnli", "belebele", "sib200", "csqa"):
+        benchmark = load_benchmark(name)
+        examples = load_examples(benchmark, "en", fixtures_dir=repo_root / "fixtures" / "benchmarks", n_samples=3)
+        prompts += [benchmark.render("phase3", "template1", "en", e.fields) for e in examples]
+    import random
+
+    random.Random(3).shuffle(prompts)
+    lengths = [len(ids) for ids in backend.encode(prompts)]
+    assert lengths != sorted(lengths) and max(lengths) > 1.5 * min(lengths)
+    assert backend.generate(prompts, 4) == [backend.generate([p], 4)[0] for p in prompts]
+
+
 def test_adapter_session_loads_the_seed_card_way(workspace, baseline):
     out, timing = run_session(workspace, RUN, "adapter")
     assert timing["cells"] == 2 * 2 * 2 * 2  # 2 templates x data en/ur x instr en/ur x 2 benchmarks
