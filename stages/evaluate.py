@@ -11,8 +11,14 @@ own language; visited in the original's loop order (template, data, instruction,
 
 Generation is the original's: the base tokenizer, prompts pre-tokenised with the default
 special tokens, no chat template, right-truncated at ``max_length`` tokens, left-padded batches
-of ``batch_size`` in dataset order, greedy decoding of ``max_new_tokens`` (10 for every Phase 3
-benchmark), only the continuation decoded with ``skip_special_tokens`` and stripped. Answers
+of ``batch_size``, greedy decoding of ``max_new_tokens`` (10 for every Phase 3
+benchmark), only the continuation decoded with ``skip_special_tokens`` and stripped. Two
+departures, for speed (issue 18): cells smaller than a few batches (every smoke cell) are generated
+together, a block of consecutive cells at a time (stages/lib/evaluation/blocks.py), so a batch can
+hold rows of several cells, while a cell of the paper's size is still a block of its own; and the hf
+backend batches a block's prompts in order of token count, not dataset order (less padding). Both
+change only which rows share a batch, so only the last bits of a product (and, rarely, a greedy
+token) can differ from per-cell batches in dataset order. Answers
 are scored by the strict extractor (``evaluate.extractor``; the refined one comes with reparse).
 
 Beside generation, each cell is scored by log-likelihood (``evaluate.loglik``): the candidate
@@ -40,7 +46,7 @@ weights file's sha256 must be the one ``train@<run>`` recorded (``metrics/train/
 an imported adapter's ``import.json``), and once loaded the model must hold every tensor of it.
 
 Resumable (stages/lib/evaluation/resume.py): every finished cell is kept under
-``logs/eval-resume/<session>/``, so a killed evaluation restarts at the first unfinished cell.
+``logs/eval-resume/<session>/``, so a killed evaluation restarts at the first block with an unfinished cell.
 More than one process (``evaluate.processes``): the cells are dealt to worker processes
 (stages/lib/evaluation/workers.py), and the outputs are byte-identical to a one-process run.
 The backends (``evaluate.backend``: ``hf``, ``vllm``, ``served``) are in
@@ -61,9 +67,10 @@ from stages.lib.errors import exit_stage
 from stages.lib.evaluation import EvaluateError
 from stages.lib.evaluation.adapters import checked_adapter, default_train_metrics
 from stages.lib.evaluation.backends import eval_packages, load_backend
+from stages.lib.evaluation.blocks import blocks, generate_cells
 from stages.lib.evaluation.grid import PHASE2_PROMPTS, Job, Session, jobs, session_of
 from stages.lib.evaluation.resume import RESUME_ROOT, load_finished, resume_dir
-from stages.lib.evaluation.workers import parse_worker, run_workers, worker_jobs
+from stages.lib.evaluation.workers import parse_worker, run_workers, worker_blocks
 from stages.lib.tasks import (
     Benchmark, BenchmarkError, Example, benchmark_extractor, definition_files, find_benchmark, load_examples,
 )
@@ -76,15 +83,25 @@ from stages.lib.served import ServedError
 # --------------------------------------------------------------------------- scoring one cell
 
 
-def score_cell(backend, benchmark: Benchmark, job: Job, examples: Sequence[Example], evaluate: Evaluate) -> dict:
+def cell_prompts(benchmark: Benchmark, job: Job, examples: Sequence[Example], evaluate: Evaluate) -> list[str]:
+    return [benchmark.render(evaluate.protocol, job.wording, job.instr_lang, e.fields) for e in examples]
+
+
+def new_tokens(benchmark: Benchmark, evaluate: Evaluate) -> int:
+    return evaluate.max_new_tokens.get(benchmark.name, evaluate.max_new_tokens["default"])
+
+
+def score_cell(backend, benchmark: Benchmark, job: Job, examples: Sequence[Example], evaluate: Evaluate,
+               raw_outputs: Sequence[str] | None = None) -> dict:
     """One cell: its published rows (the configured extractor) and, where the benchmark has choices,
-    the log-likelihood picks. Phase 3 rows also carry ``template`` and ``instruction_lang``."""
-    prompts = [benchmark.render(evaluate.protocol, job.wording, job.instr_lang, e.fields) for e in examples]
+    the log-likelihood picks. Phase 3 rows also carry ``template`` and ``instruction_lang``.
+    ``raw_outputs``: the cell's generations where its block made them (score_block); else generated here."""
+    prompts = cell_prompts(benchmark, job, examples, evaluate)
     extractor = extractors.get_extractor(evaluate.extractor, benchmark.extractor_key)
-    tokens = evaluate.max_new_tokens.get(benchmark.name, evaluate.max_new_tokens["default"])
-    raw_outputs = backend.generate(prompts, tokens)
+    if raw_outputs is None:
+        raw_outputs = backend.generate(prompts, new_tokens(benchmark, evaluate))
     rows = []
-    for example, raw in zip(examples, raw_outputs):
+    for example, raw in zip(examples, raw_outputs, strict=True):
         pred = extractor(raw)
         where = {"template": job.wording, "instruction_lang": job.instr_lang} if evaluate.protocol == "phase3" else {}
         rows.append(
@@ -99,8 +116,19 @@ def score_cell(backend, benchmark: Benchmark, job: Job, examples: Sequence[Examp
         )
     picks = None
     if evaluate.loglik and benchmark.choices:
-        picks = backend.choose(prompts, benchmark.choices)
+        picks = backend.choose(prompts, benchmark.choices)  # after generate: its prefill memo holds these prompts
     return {"rows": rows, "loglik": picks, "gold": [e.gold for e in examples]}
+
+
+def score_block(backend, benchmarks: dict[str, Benchmark], block: Sequence[Job],
+                examples: dict[tuple[str, str], list[Example]], evaluate: Evaluate):
+    """A block's cells (stages/lib/evaluation/blocks.py): one ``generate`` over all their prompts,
+    then each cell scored on its own outputs; yields (job, scored) in the block's order."""
+    cells = [(job, benchmarks[job.benchmark], examples[(job.benchmark, job.data_lang)]) for job in block]
+    prompts = [cell_prompts(benchmark, job, rows, evaluate) for job, benchmark, rows in cells]
+    raw = generate_cells(backend, prompts, new_tokens(cells[0][1], evaluate))
+    for (job, benchmark, rows), outputs in zip(cells, raw, strict=True):
+        yield job, score_cell(backend, benchmark, job, rows, evaluate, outputs)
 
 
 def phase2_body(cells: dict[str, list[dict]], skip_empty_xnli: bool) -> dict:
@@ -208,25 +236,31 @@ def evaluate_session(
             if stale != scratch:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     scratch.mkdir(parents=True, exist_ok=True)
-    mine = grid
+    # cells generated together (stages/lib/evaluation/blocks.py): a pure function of the grid, never of what is left
+    packed = blocks(grid, {job.key: len(examples[(job.benchmark, job.data_lang)]) for job in grid},
+                    {job.key: new_tokens(benchmarks[job.benchmark], evaluate) for job in grid}, evaluate.batch_size)
+    mine = packed
     if worker is not None:
         if worker[1] != evaluate.processes:
             raise EvaluateError(f"--worker {worker[0]}/{worker[1]}: evaluate.processes is {evaluate.processes}")
-        mine = worker_jobs(grid, evaluate, worker[0])
+        mine = worker_blocks(packed, evaluate, worker[0])
     finished = {job.key: load_finished(scratch, job.key) for job in grid}
-    todo = [job for job in mine if finished[job.key] is None]
-    if len(todo) < len(mine):
-        print(f"evaluate {session_id}: resuming, {len(mine) - len(todo)} of {len(mine)} cells already done", file=sys.stderr)
+    # the resume unit is the block: one with any cell missing is generated again whole, as an uninterrupted run did
+    todo = [block for block in mine if any(finished[job.key] is None for job in block)]
+    my_cells = sum(len(block) for block in mine)
+    cells_run = sum(finished[job.key] is None for block in todo for job in block)
+    if cells_run < my_cells:
+        print(f"evaluate {session_id}: resuming, {my_cells - cells_run} of {my_cells} cells already done", file=sys.stderr)
     started = time.perf_counter()
     done_examples = 0
-    cells_run = len(todo)
     if todo and backend is None and worker is None and evaluate.processes > 1:
+        missing = [job for block in todo for job in block if finished[job.key] is None]
         run_workers(params, session_id, scratch, resume_root, base_dir, models_dir, train_metrics)
         finished = {job.key: load_finished(scratch, job.key) for job in grid}
         unfinished = [job.key for job in grid if finished[job.key] is None]
         if unfinished:
             raise EvaluateError(f"{session_id}: the workers left {len(unfinished)} cells unscored, e.g. {unfinished[0]}")
-        done_examples = sum(len(finished[job.key]["rows"]) for job in todo)
+        done_examples = sum(len(finished[job.key]["rows"]) for job in missing)
         todo = []
     if todo and backend is None:
         backend = load_backend(params, session, base_dir, models_dir)
@@ -235,20 +269,23 @@ def evaluate_session(
     if progress and todo:
         from tqdm import tqdm
 
-        bar = tqdm(total=sum(len(examples[(j.benchmark, j.data_lang)]) for j in todo), unit="ex", desc=session_id, file=sys.stderr)
-    for job in todo:
-        scored = score_cell(backend, benchmarks[job.benchmark], job, examples[(job.benchmark, job.data_lang)], evaluate)
-        results.write_body(scratch / f"{job.key}.json", scored)
-        finished[job.key] = scored
-        done_examples += len(scored["rows"])
-        if bar is not None:
-            bar.update(len(scored["rows"]))
-            bar.set_postfix(cell=job.key)
+        total = sum(len(examples[(j.benchmark, j.data_lang)]) for block in todo for j in block if finished[j.key] is None)
+        bar = tqdm(total=total, unit="ex", desc=session_id, file=sys.stderr)
+    for block in todo:
+        for job, scored in score_block(backend, benchmarks, block, examples, evaluate):
+            if finished[job.key] is not None:  # kept from the interrupted run (the same bytes)
+                continue
+            results.write_body(scratch / f"{job.key}.json", scored)
+            finished[job.key] = scored
+            done_examples += len(scored["rows"])
+            if bar is not None:
+                bar.update(len(scored["rows"]))
+                bar.set_postfix(cell=job.key)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - started
     if worker is not None:  # the session's process writes the outputs once every worker is done
-        return {"session": session_id, "worker": f"{worker[0]}/{worker[1]}", "cells": len(mine), "cells_run": cells_run,
+        return {"session": session_id, "worker": f"{worker[0]}/{worker[1]}", "cells": my_cells, "cells_run": cells_run,
                 "examples_run": done_examples, "seconds": round(elapsed, 3)}
 
     if out.exists():

@@ -255,6 +255,26 @@ def test_batched_generation_equals_one_at_a_time(workspace, repo_root):
     assert all(batched), "a random model says something on every row"
 
 
+def test_prompts_batched_by_length_come_back_in_their_own_order(workspace, repo_root):
+    """generate() batches a block's prompts by token count: prompts of four benchmarks, shuffled, in
+    batches of 4, each get the output they get alone (a random model: every prompt says something else)."""
+    pretrained = _backend(workspace)
+    model = build_model({"hidden_size": 32, "intermediate_size": 64, "max_position_embeddings": 512},
+                        len(pretrained.tokenizer), 5, pretrained.tokenizer)
+    backend = eval_backends.HFBackend(model, pretrained.tokenizer, workspace[1].evaluate)
+    prompts = []
+    for name in ("xnli", "belebele", "sib200", "csqa"):
+        benchmark = load_benchmark(name)
+        examples = load_examples(benchmark, "en", fixtures_dir=repo_root / "fixtures" / "benchmarks", n_samples=3)
+        prompts += [benchmark.render("phase3", "template1", "en", e.fields) for e in examples]
+    import random
+
+    random.Random(3).shuffle(prompts)
+    lengths = [len(ids) for ids in backend.encode(prompts)]
+    assert lengths != sorted(lengths) and max(lengths) > 1.5 * min(lengths)
+    assert backend.generate(prompts, 4) == [backend.generate([p], 4)[0] for p in prompts]
+
+
 def test_adapter_session_loads_the_seed_card_way(workspace, baseline):
     out, timing = run_session(workspace, RUN, "adapter")
     assert timing["cells"] == 2 * 2 * 2 * 2  # 2 templates x data en/ur x instr en/ur x 2 benchmarks
@@ -274,10 +294,10 @@ def test_adapter_session_loads_the_seed_card_way(workspace, baseline):
 
 
 class Dies:
-    """Wraps a backend and dies after ``cells`` generate calls, like a killed process."""
+    """Wraps a backend and dies after ``blocks`` generate calls (one per block of cells), like a killed process."""
 
-    def __init__(self, backend, cells):
-        self.backend, self.left, self.calls = backend, cells, 0
+    def __init__(self, backend, blocks):
+        self.backend, self.left, self.calls = backend, blocks, 0
 
     def generate(self, prompts, max_new_tokens):
         if self.left == 0:
@@ -290,20 +310,52 @@ class Dies:
         return self.backend.choose(prompts, choices)
 
 
-def test_a_killed_evaluation_resumes_at_the_first_unfinished_cell(workspace, baseline):
+# the test grid's blocks (stages/lib/evaluation/blocks.py): 3-row cells, batches of 4, so a block holds
+# 10 cells; per template 12 cells, blocks of 10 and 2
+BLOCKS = [10, 2, 10, 2]
+
+
+def test_a_killed_evaluation_resumes_at_the_first_unfinished_block(workspace, baseline):
     root = workspace[0]
     shutil.rmtree(root / "resume", ignore_errors=True)
-    dying = Dies(_backend(workspace), 5)
+    dying = Dies(_backend(workspace), 1)
     with pytest.raises(KeyboardInterrupt):
         run_session(workspace, "baseline", "resumed", backend=dying)
     assert not (root / "resumed").exists()
     counting = Dies(_backend(workspace), 10**6)
     out, timing = run_session(workspace, "baseline", "resumed", backend=counting)
-    assert counting.calls == timing["cells_run"] == 24 - 5
+    assert counting.calls == len(BLOCKS) - 1 and timing["cells_run"] == 24 - BLOCKS[0]
     for path in baseline[0].iterdir():
         if path.name != "provenance.json":
             assert (out / path.name).read_bytes() == path.read_bytes(), path.name
     assert not any((root / "resume").rglob("*.json")), "the resume folder is removed after success"
+
+
+def test_a_run_killed_inside_a_block_generates_that_block_again_whole(workspace, baseline, monkeypatch):
+    """Killed after 4 of the first block's 10 cells were written: the rerun generates the first block
+    again with all its prompts (the batches of an uninterrupted run), keeps the 4 cells, writes the
+    other 20, and the outputs are the uninterrupted run's bytes."""
+    root = workspace[0]
+    shutil.rmtree(root / "resume", ignore_errors=True)
+    written = []
+    real_write = ev.results.write_body
+
+    def dies_after_four(path, body):
+        if path.parent.parent.parent == root / "resume":  # a cell (resume/<session>/<fingerprint>/<cell>.json)
+            if len(written) == 4:
+                raise KeyboardInterrupt
+            written.append(path.name)
+        return real_write(path, body)
+
+    monkeypatch.setattr(ev.results, "write_body", dies_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        run_session(workspace, "baseline", "inside-a-block")
+    monkeypatch.setattr(ev.results, "write_body", real_write)
+    assert len(list((root / "resume").rglob("*.json"))) == 4
+    counting = Dies(_backend(workspace), 10**6)
+    out, timing = run_session(workspace, "baseline", "inside-a-block", backend=counting)
+    assert counting.calls == len(BLOCKS) and timing["cells_run"] == 24 - 4
+    _outputs_equal(baseline[0], out)
 
 
 def test_changed_params_never_reuse_finished_cells(workspace):
@@ -387,13 +439,14 @@ def test_phase2_empty_xnli_outputs_count_as_wrong_unless_the_original_quirk_is_a
 def test_workers_share_out_every_cell_once(repo_root):
     params = params_for(repo_root, processes=3)
     grid = ev.jobs(ev.session_of(params, "baseline"), params.evaluate)
-    shares = [ev.worker_jobs(grid, params.evaluate, index) for index in range(3)]
-    assert sorted(job.key for share in shares for job in share) == sorted(job.key for job in grid)
-    assert all(shares), "round-robin by cell gives every worker cells"
+    packed = ev.blocks(grid, {job.key: 3 for job in grid}, {job.key: 10 for job in grid}, params.evaluate.batch_size)
+    assert [len(block) for block in packed] == BLOCKS
+    shares = [ev.worker_blocks(packed, params.evaluate, index) for index in range(3)]
+    assert sorted(job.key for share in shares for block in share for job in block) == sorted(job.key for job in grid)
+    assert all(shares), "round-robin by block gives every worker cells"
     by_template = params_for(repo_root, processes=2, split_by="template").evaluate
-    assert [{job.wording for job in ev.worker_jobs(grid, by_template, index)} for index in range(2)] == [
-        {"template1"}, {"template2"},  # the original: one template per GPU
-    ]
+    assert [{job.wording for block in ev.worker_blocks(packed, by_template, index) for job in block}
+            for index in range(2)] == [{"template1"}, {"template2"}]  # the original: one template per GPU
 
 
 def _outputs_equal(one, other):
@@ -436,8 +489,8 @@ def test_a_failed_worker_loses_no_finished_cell(workspace, baseline, repo_root, 
         ev.evaluate_session(params, "baseline", **kwargs)
     assert not (root / "worker-died").exists()
     kept = [path for path in (root / "resume-died").rglob("*") if path.suffix == ".json"]
-    assert len(kept) == 12, "worker 0's cells are kept"
+    assert len(kept) == BLOCKS[0] + BLOCKS[2], "worker 0's cells (blocks 0 and 2) are kept"
     monkeypatch.setattr(workers.subprocess, "Popen", real_popen)
     timing = ev.evaluate_session(params, "baseline", **kwargs)
-    assert timing["cells_run"] == 12, "only worker 1's share is scored again"
+    assert timing["cells_run"] == BLOCKS[1] + BLOCKS[3], "only worker 1's share is scored again"
     _outputs_equal(baseline[0], root / "worker-died")

@@ -41,18 +41,28 @@ class Backend:
     def __init__(self, tokenizer, evaluate: Evaluate):
         self.tokenizer = tokenizer
         self.evaluate = evaluate
+        # the last encode call's prompts (a block's, which choose() then encodes again cell by cell) and every
+        # choice's ids: tokenising is a pure function of the text, and a tenth of a smoke session's CPU went to it
+        self._encoded: dict[str, list[int]] = {}
+        self._choice_ids: dict[str, list[int]] = {}
 
     def encode(self, prompts: Sequence[str]) -> list[list[int]]:
         """Special tokens added, no padding, right-truncated at ``max_length`` (as the original)."""
-        encoded = self.tokenizer(
-            list(prompts), padding=False, truncation=True, max_length=self.evaluate.max_length, add_special_tokens=True
-        )
-        return encoded["input_ids"]
+        if not all(prompt in self._encoded for prompt in prompts):
+            encoded = self.tokenizer(
+                list(prompts), padding=False, truncation=True, max_length=self.evaluate.max_length,
+                add_special_tokens=True,
+            )
+            self._encoded = dict(zip(prompts, encoded["input_ids"]))
+        return [list(self._encoded[prompt]) for prompt in prompts]
 
     def choose(self, prompts: Sequence[str], choices: Sequence[str]) -> list[str]:
         """Per prompt, the choice whose continuation ``" " + choice`` has the highest summed log-probability."""
         contexts = self.encode(prompts)
-        continuations = [self.tokenizer(" " + choice, add_special_tokens=False)["input_ids"] for choice in choices]
+        for choice in choices:
+            if choice not in self._choice_ids:
+                self._choice_ids[choice] = self.tokenizer(" " + choice, add_special_tokens=False)["input_ids"]
+        continuations = [self._choice_ids[choice] for choice in choices]
         scores = self._scores([(ctx, cont) for ctx in contexts for cont in continuations])
         best = []
         for index in range(len(contexts)):
@@ -71,12 +81,12 @@ PREFILL_MEMO_BYTES = 64 * 2**20
 class HFBackend(Backend):
     """transformers ``generate`` over left-padded batches, and summed log-likelihoods.
 
-    A cell generates over its prompts, then scores its choices over the same prompts: the
-    log-probabilities of a choice's first token are those of generation's first step. So
-    ``generate`` keeps that step's log-probabilities of each prompt (its prefill; the last call's
-    only, while prompts x vocabulary x 4 bytes fits ``PREFILL_MEMO_BYTES``: every smoke cell, 64
-    prompts of tiny-aya's 262k vocabulary) and ``choose`` runs no second forward over those
-    prompts. The kept values equal a separate forward's to float32 rounding, not bit for bit: under
+    A block of cells (stages/lib/evaluation/blocks.py) generates over its prompts, then each cell
+    scores its choices over its own prompts: the log-probabilities of a choice's first token are
+    those of generation's first step. So ``generate`` keeps that step's log-probabilities of each
+    prompt (its prefill; the last call's only, while prompts x vocabulary x 4 bytes fits
+    ``PREFILL_MEMO_BYTES``: every smoke block, at most 256 prompts of a 4,096-token vocabulary; 64
+    prompts of tiny-aya's 262k) and ``choose`` runs no second forward over those prompts. The kept values equal a separate forward's to float32 rounding, not bit for bit: under
     MKL's COMPATIBLE branch (stages/lib/numerics.py) a product's last bits depend on the batch it is
     computed in. Both paths are deterministic, so the outputs still rebuild byte for byte
     (tests/test_evaluate.py)."""
@@ -99,12 +109,18 @@ class HFBackend(Backend):
         return tensor(input_ids, device=self.device), tensor(mask, device=self.device)
 
     def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
+        """Batches of prompts of similar length: the prompts in order of token count (ties in their own
+        order), cut into ``batch_size`` batches, the outputs returned in the prompts' order. A block of
+        cells mixes benchmarks whose prompts differ several-fold in length; batched in the given order,
+        each batch would be padded to its longest prompt (and run until its slowest row stops)."""
         ids = self.encode(prompts)
         keep = len(ids) * self.model.config.get_text_config().vocab_size * 4 <= PREFILL_MEMO_BYTES
         self.prefill = {}
-        outputs: list[str] = []
+        order = sorted(range(len(ids)), key=lambda index: len(ids[index]))  # a pure function of the prompts
+        outputs: list[str] = [""] * len(ids)
         for start in range(0, len(ids), self.evaluate.batch_size):
-            batch = ids[start : start + self.evaluate.batch_size]
+            rows = order[start : start + self.evaluate.batch_size]
+            batch = [ids[index] for index in rows]
             input_ids, mask = self._left_padded(batch)
             with self.torch.inference_mode():
                 generated = self.model.generate(
@@ -125,10 +141,8 @@ class HFBackend(Backend):
                 for row, prompt_ids in enumerate(batch):
                     self.prefill.setdefault(tuple(prompt_ids), first[row])
             width = input_ids.shape[1]
-            outputs.extend(
-                self.tokenizer.decode(row[width:], skip_special_tokens=True).strip()
-                for row in generated.sequences.tolist()
-            )
+            for index, row in zip(rows, generated.sequences.tolist()):
+                outputs[index] = self.tokenizer.decode(row[width:], skip_special_tokens=True).strip()
         return outputs
 
     def _scores(self, pairs: Sequence[tuple[Sequence[int], Sequence[int]]]) -> list[float]:

@@ -3,7 +3,7 @@
 Resumable: every finished cell is kept in ``logs/eval-resume/<session>/<fingerprint>/``, keyed
 by everything that decides the outputs and by the code that scores them (this module's project
 imports, package versions, CPU numerics: stages/lib/fingerprint.py), so a killed evaluation
-restarts at the first unfinished cell and a changed model, adapter, benchmark, param or code never
+restarts at the first block of cells (stages/lib/evaluation/blocks.py) with an unfinished cell and a changed model, adapter, benchmark, param or code never
 reuses a stale cell. The folder is removed once the outputs are written.
 """
 

@@ -1,11 +1,11 @@
 """Worker processes of one evaluation session.
 
 More than one process (``evaluate.processes``): the session's cells are dealt to that many
-worker processes (``evaluate.split_by``: round-robin by cell, or one template wording per
+worker processes (``evaluate.split_by``: round-robin by block of cells, or one template wording per
 worker as the original ran one template per GPU), each with one GPU where there are GPUs.
 Each worker writes its finished cells into the resume folder; this process then writes the
 outputs from there, exactly as after a resume, so the files are byte-identical to a
-one-process run (every batch lies within one cell). A failed worker loses none of the cells
+one-process run (every batch lies within one block, and a block within one worker). A failed worker loses none of the cells
 it or the others finished: rerunning resumes them.
 """
 
@@ -24,12 +24,14 @@ from stages.lib.evaluation import EvaluateError
 from stages.lib.evaluation.grid import Job
 from stages.lib.params import Evaluate, Params
 
-def worker_jobs(grid: Sequence[Job], evaluate: Evaluate, worker: int) -> list[Job]:
-    """The cells worker ``worker`` of ``evaluate.processes`` scores: dealt round-robin, by cell or by wording."""
+def worker_blocks(packed: Sequence[Sequence[Job]], evaluate: Evaluate, worker: int) -> list[Sequence[Job]]:
+    """The blocks of cells (stages/lib/evaluation/blocks.py) worker ``worker`` of ``evaluate.processes``
+    scores: dealt round-robin, by block (``split_by: cell``) or by wording. Whole blocks, so that every
+    prompt is generated in the batch a one-process run generates it in."""
     if evaluate.split_by == "template":
-        wordings = list(dict.fromkeys(job.wording for job in grid))
-        return [job for job in grid if wordings.index(job.wording) % evaluate.processes == worker]
-    return [job for index, job in enumerate(grid) if index % evaluate.processes == worker]
+        wordings = list(dict.fromkeys(block[0].wording for block in packed))
+        return [block for block in packed if wordings.index(block[0].wording) % evaluate.processes == worker]
+    return [block for index, block in enumerate(packed) if index % evaluate.processes == worker]
 
 
 def parse_worker(value: str) -> tuple[int, int]:
