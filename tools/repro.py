@@ -153,6 +153,9 @@ def plan(root: Path, targets: Sequence[str] = (), force: bool = False) -> Plan:
     import networkx as nx
     from dvc.repo import Repo
 
+    from tools import dvc_fast_lock
+
+    dvc_fast_lock.install()  # the status below reads params.yaml for every stage and dvc.lock: the fast reads
     with contextlib.chdir(root), Repo(".") as repo:  # stage names are relative to the working directory
         graph = repo.index.graph  # an edge runs from a stage to a stage it depends on
         listed = {stage: index for index, stage in enumerate(repo.index.stages)}
