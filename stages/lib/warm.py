@@ -288,7 +288,7 @@ def serve(path: str | Path) -> int:
         while children or time.monotonic() - last < IDLE_SECONDS:
             if selector.select(timeout=0.2):
                 conn, _ = listener.accept()
-                pid = _fork_child(conn, listener)
+                pid = _fork_child(conn, (listener, lock))
                 if pid is None:
                     conn.close()
                 else:
@@ -318,14 +318,15 @@ def with_status(conn: socket.socket, wait_status: int) -> None:
     conn.close()
 
 
-def _fork_child(conn: socket.socket, listener: socket.socket) -> int | None:
+def _fork_child(conn: socket.socket, server_files) -> int | None:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     if struct.unpack("3i", creds)[1] != os.getuid():
         return None
     pid = os.fork()
     if pid:
         return pid
-    listener.close()
+    for handle in server_files:  # the listening socket, and the lock a later warm interpreter must be able to take
+        handle.close()
     try:
         _become_command(conn)
     except BaseException:  # noqa: BLE001 - whatever happens, the child never returns into the server's loop
