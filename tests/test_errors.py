@@ -16,6 +16,7 @@ from stages.lib.params import ParamsError
 NOT_STAGE_ERRORS = {
     "SegmentError",  # one file's translation rejected: recorded in the ledger, the stage goes on
     "TranspileError",  # one file rejected by the transpiler: recorded in the ledger, the stage goes on
+    "Unavailable",  # no warm interpreter could take a command (stages/lib/warm.py): it runs as a plain process
 }
 
 

@@ -60,9 +60,7 @@ def project(tmp_path):
     scratch.mkdir()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", warm.PRELOAD_VARIABLE)}
     env.update({"TMPDIR": str(scratch), "LDR_WARM": "1", warm.PRELOAD_VARIABLE: "json"})
-    yield root, env
-    for server in (scratch / f"ldr-warm-{os.getuid()}").glob("*.sock"):
-        server.unlink()  # the warm interpreter exits on its own after IDLE_SECONDS; this keeps it from serving again
+    return root, env  # its warm interpreter (its own: TMPDIR is part of the key) exits after IDLE_SECONDS
 
 
 def run(project, module, *args, stdin="", **extra_env):
@@ -185,6 +183,7 @@ def test_a_warm_interpreter_that_dies_mid_stage_fails_the_command_and_ends_the_s
         time.sleep(0.05)
     stage_pid = int(pid_file.read_text())
     server_pid = int(Path(f"/proc/{stage_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert stage_pid != client.pid and server_pid not in (client.pid, os.getpid())  # it runs in a warm fork
     os.kill(server_pid, signal.SIGKILL)
     _, stderr = client.communicate(timeout=30)
     assert client.returncode == 1

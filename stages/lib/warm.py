@@ -26,7 +26,7 @@ plain process writes (tests/test_warm.py compares them on a real ``train`` and `
 Off when ``LDR_WARM=0``, off on machines with an NVIDIA device (a fork must not inherit an initialised CUDA
 driver, and a GPU stage's minutes dwarf its imports) and off where there is no ``fork`` (Windows, and macOS,
 whose system frameworks are not fork-safe). ``LDR_WARM_PRELOAD=a,b`` names other modules to preload. Where it is off or cannot start, the command runs as a plain
-process: the warm interpreter is a speed-up, never a requirement. Its log: ``<socket folder>/<key>.log``.
+process: the warm interpreter is a speed-up, never a requirement. Its log: ``$TMPDIR/ldr-warm-<uid>/<key>.log``.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def hand_over() -> None:
 def _start_child(module: str, args: list[str]) -> tuple[socket.socket, int]:
     try:
         where = folder()
-        path = where / f"{key()}.sock"
+        path = where / key()  # its .log and .lock; the socket has the key as its abstract name
         conn = _connect(path) or _connect_after_start(path, where)
         request = {"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}
         body = json.dumps(request).encode()
@@ -172,11 +172,25 @@ def _start_child(module: str, args: list[str]) -> tuple[socket.socket, int]:
     return conn, reply["pid"]
 
 
+def address(path: Path) -> str:
+    """The socket's name in Linux's abstract namespace: no file, so no length limit from a long TMPDIR (a
+    socket path has about 100 bytes) and nothing left behind; both ends check that the other is this user."""
+    return f"\0ldr-warm-{os.getuid()}-{path.stem}"
+
+
+def _same_user(conn: socket.socket) -> bool:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[1] == os.getuid()
+
+
 def _connect(path: Path) -> socket.socket | None:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.connect(str(path))
+        conn.connect(address(path))
     except OSError:
+        conn.close()
+        return None
+    if not _same_user(conn):
         conn.close()
         return None
     return conn
@@ -276,9 +290,8 @@ def serve(path: str | Path) -> int:
             print(f"warm: not preloaded: {name}: {error!r}", file=sys.stderr)
     print(f"warm: preloaded in {time.monotonic() - started:.1f} s, pid {os.getpid()}", file=sys.stderr, flush=True)
     os.chdir("/")
-    path.unlink(missing_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(str(path))
+    listener.bind(address(path))
     listener.listen(16)
     selector = selectors.DefaultSelector()
     selector.register(listener, selectors.EVENT_READ)
@@ -298,7 +311,6 @@ def serve(path: str | Path) -> int:
                 last = time.monotonic()
     finally:
         listener.close()
-        path.unlink(missing_ok=True)
     return 0
 
 
@@ -319,8 +331,7 @@ def with_status(conn: socket.socket, wait_status: int) -> None:
 
 
 def _fork_child(conn: socket.socket, server_files) -> int | None:
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    if struct.unpack("3i", creds)[1] != os.getuid():
+    if not _same_user(conn):
         return None
     pid = os.fork()
     if pid:
