@@ -273,18 +273,21 @@ def test_translate_stopped_by_the_api_names_the_file_keeps_the_last_outputs_and_
 
 
 class Canned:
-    """A deterministic stand-in for the model; ``die_after`` cells, it kills its own process (kill -9)."""
+    """A deterministic stand-in for the model; after ``die_after`` cells, it kills its own process (kill -9).
+
+    A block of cells is generated at once (stages/lib/evaluation/blocks.py) and then each cell is scored
+    (``choose``) and written, so ``calls`` counts cells scored and the kill comes between two cells."""
 
     def __init__(self, die_after: int | None = None):
         self.calls, self.die_after = 0, die_after
 
     def generate(self, prompts, max_new_tokens):
-        if self.calls == self.die_after:
-            os.kill(os.getpid(), signal.SIGKILL)
-        self.calls += 1
         return [("entailment", "neutral", "travel", "science/technology")[len(p) % 4] for p in prompts]
 
     def choose(self, prompts, choices):
+        if self.calls == self.die_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self.calls += 1
         return [choices[len(p) % len(choices)] for p in prompts]
 
 
@@ -339,7 +342,8 @@ def test_evaluate_killed_by_sigkill_resumes_at_the_first_unfinished_cell(tmp_pat
     timing = evaluate.evaluate_session(params, "baseline", out=killed_out, base_dir=base, models_dir=base.parent,
                                        resume_root=resume, backend=resumed, progress=False)
     assert "resuming, 2 of 4 cells already done" in capsys.readouterr().err
-    assert resumed.calls == timing["cells_run"] == 2
+    assert timing["cells_run"] == 2  # only the two missing cells are written again...
+    assert resumed.calls == 4  # ...but their block (all 4 cells here) is generated and scored again whole
     whole = tmp_path / "whole"
     evaluate.evaluate_session(params, "baseline", out=whole, base_dir=base, models_dir=base.parent,
                               resume_root=tmp_path / "resume-whole", backend=Canned(), progress=False)
@@ -354,7 +358,9 @@ def test_evaluate_resumed_after_a_code_edit_reuses_no_cell(tmp_path):
     shutil.copytree(ROOT / "stages", code / "stages", ignore=shutil.ignore_patterns("__pycache__"))
     out, resume = tmp_path / "out", tmp_path / "resume"
     assert run_session(tmp_path, code, out, 2).returncode == -signal.SIGKILL
-    again = run_session(tmp_path, code, out, 1)  # the same code in a new process resumes: the key is stable
+    # the same code in a new process resumes (the key is stable); its block is scored again whole, so the
+    # third cell is written after the two finished ones are scored again, and the kill comes before the fourth
+    again = run_session(tmp_path, code, out, 3)
     assert again.returncode == -signal.SIGKILL and "resuming, 2 of 4 cells already done" in again.stderr
     assert len(list(resume.rglob("*.json"))) == 3
 
