@@ -158,9 +158,8 @@ def hand_over() -> None:
 
 def _start_child(module: str, args: list[str]) -> tuple[socket.socket, int]:
     try:
-        where = folder()
-        path = where / key()  # its .log and .lock; the socket has the key as its abstract name
-        conn = _connect(path) or _connect_after_start(path, where)
+        path = folder() / key()  # its .log and .lock; the socket has the key as its abstract name
+        conn = _connect(path) or _connect_after_start(path)
         request = {"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}
         body = json.dumps(request).encode()
         socket.send_fds(conn, [HEADER.pack(len(body)) + body], [0, 1, 2])
@@ -196,7 +195,7 @@ def _connect(path: Path) -> socket.socket | None:
     return conn
 
 
-def _connect_after_start(path: Path, where: Path) -> socket.socket:
+def _connect_after_start(path: Path) -> socket.socket:
     """Start a warm interpreter for this key (a second one started at the same time gives way) and wait for it."""
     log = open(path.with_suffix(".log"), "ab")
     server = subprocess.Popen(
@@ -253,10 +252,7 @@ def _umask() -> int:
 def _read_line(conn: socket.socket) -> dict | None:
     data = b""
     while not data.endswith(b"\n"):
-        try:
-            chunk = conn.recv(4096)
-        except InterruptedError:
-            continue
+        chunk = conn.recv(4096)  # a signal forwarded meanwhile does not end it (PEP 475)
         if not chunk:
             return None
         data += chunk
@@ -278,7 +274,9 @@ def serve(path: str | Path) -> int:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except OSError:
-            if _connect(path) is not None:
+            probe = _connect(path)
+            if probe is not None:
+                probe.close()
                 return 0
             time.sleep(0.1)
     started = time.monotonic()
