@@ -1,6 +1,10 @@
 """tools.dvc_fast_lock: dvc.lock read by the C parser and written by the C emitter, to DVC's own bytes."""
 
 import io
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -173,9 +177,6 @@ knobs: {none: null, tiny: 1.0e-05, flag: yes, quote: "it's", md5ish: "4e10", swe
 
 
 def test_a_real_dvc_repro_writes_the_same_lock_as_plain_dvc(tmp_path):
-    import subprocess
-    import sys
-
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc" / "config").write_text("[core]\n    analytics = false\n    no_scm = true\n")
     (tmp_path / "dvc.yaml").write_text(REAL_DVC_YAML)
@@ -187,7 +188,7 @@ def test_a_real_dvc_repro_writes_the_same_lock_as_plain_dvc(tmp_path):
     lock = (tmp_path / "dvc.lock").read_text(encoding="utf-8")
     assert "make@1e5:" in lock and "中文" in lock and "'4e10'" in lock  # the tricky strings reached the lock
     plain = subprocess.run([sys.executable, "-m", "dvc", "repro", "--force"], cwd=tmp_path,
-                           capture_output=True, text=True)
+                           capture_output=True, text=True, env={**os.environ, "LDR_FAST_LOCK": "0"})  # DVC as it is
     assert plain.returncode == 0 and plain.stdout.count("Running stage") == 4, plain.stdout + plain.stderr
     assert (tmp_path / "dvc.lock").read_text(encoding="utf-8") == lock  # DVC rewrote every entry: same bytes
 
@@ -263,3 +264,49 @@ def test_the_kept_parse_is_used_only_for_the_same_text(undone, tmp_path, monkeyp
     dvc_fast_lock._kept.clear()
     assert _yaml.parse_yaml(text, path) == first  # an unreadable cache: parsed again
     assert _yaml.parse_yaml("a: 1\n", str(tmp_path / "dvc.yaml")) == {"a": 1}  # other files: DVC's parse
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["/venv/bin/python", "/venv/bin/dvc", "repro"], True),  # the console script, as its shebang runs it
+    (["python", "-m", "dvc", "status"], True),
+    (["python", "-u", "-m", "dvc"], True),
+    (["C:\\venv\\python.exe", "C:\\venv\\Scripts\\dvc.exe", "repro"], True),
+    (["python", "-m", "pytest", "dvc"], False),
+    (["python", "-m", "dvc_data"], False),
+    (["python", "make.py", "dvc"], False),
+    (["python", "-c", "import dvc"], False),
+    (["python"], False),
+])
+def test_the_dvc_command_is_told_apart(argv, expected):
+    assert dvc_fast_lock.is_dvc_command(argv) is expected
+
+
+def _a_project(folder: Path) -> Path:
+    """Two plain stages (no string the C emitter leaves to DVC's dumper, so the fast dump keeps its parse)."""
+    (folder / ".dvc").mkdir(parents=True)
+    (folder / ".dvc" / "config").write_text("[core]\n    analytics = false\n    no_scm = true\n")
+    (folder / "dvc.yaml").write_text(
+        "stages:\n  make:\n    foreach: ${items}\n    do:\n      cmd: python make.py ${item.out} ${item.text}\n"
+        "      params: [items]\n      deps: [make.py]\n      outs: [\"${item.out}\"]\n")
+    (folder / "make.py").write_text(MAKE)
+    (folder / "params.yaml").write_text("items:\n  a: {out: out/a.txt, text: a}\n  b: {out: out/b.txt, text: b}\n")
+    return folder
+
+
+def test_plain_dvc_gets_the_patches_through_the_installed_pth(tmp_path):
+    """The README's `dvc repro`, not `python -m tools.dvc_fast_lock`: the .pth setup.py installs starts them."""
+    site_packages = [Path(p) for p in sys.path if p.endswith("site-packages")]
+    if not any((folder / "language_decoded_repro-dvc.pth").is_file() for folder in site_packages):
+        pytest.skip("this environment was not installed with `pip install -e .` (no language_decoded_repro-dvc.pth "
+                    "in site-packages), as the README's commands install it")
+    dvc = Path(sys.executable).parent / "dvc"
+    patched, unpatched = _a_project(tmp_path / "patched"), _a_project(tmp_path / "unpatched")
+    env = {key: value for key, value in os.environ.items() if key != "LDR_FAST_LOCK"}
+    for project, extra in ((patched, {}), (unpatched, {"LDR_FAST_LOCK": "0"})):
+        ran = subprocess.run([str(dvc), "repro"], cwd=project, capture_output=True, text=True, env={**env, **extra})
+        assert ran.returncode == 0 and ran.stdout.count("Running stage") == 2, ran.stdout + ran.stderr
+        assert "inactive" not in ran.stderr, ran.stderr
+    # the patched DVC kept its parse of the lock it wrote for the next process; DVC as it is keeps none
+    assert (patched / ".dvc" / "tmp" / dvc_fast_lock.CACHE_NAME).is_file()
+    assert not (unpatched / ".dvc" / "tmp" / dvc_fast_lock.CACHE_NAME).exists()
+    assert (patched / "dvc.lock").read_bytes() == (unpatched / "dvc.lock").read_bytes()  # and the same bytes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -105,7 +106,8 @@ def test_runs_independent_stages_at_once_in_dependency_order(project):
     plain = project.parent / "plain"
     subprocess.run(["git", "clone", "-q", str(project), str(plain)], check=True)
     (plain / "dvc.lock").write_text(lock)
-    ran = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=plain, check=True, capture_output=True, text=True)
+    ran = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=plain, check=True, capture_output=True, text=True,
+                         env={**os.environ, "LDR_FAST_LOCK": "0"})  # DVC as it is, without the installed patches
     assert ran.stdout.count("Running stage") == 5  # every entry rewritten by DVC itself
     assert (plain / "dvc.lock").read_text() == lock
 

@@ -39,7 +39,7 @@ walk of the whole tree (_install_params).
 from __future__ import annotations
 
 import sys
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PureWindowsPath
 
 LOCK_NAME = "dvc.lock"
 
@@ -413,15 +413,46 @@ def _install_params() -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    from dvc.cli import main as dvc_main
-
+def _install_or_warn() -> None:
     if not install():
         from dvc import __version__
 
         print(f"WARNING: tools.dvc_fast_lock is inactive: DVC {__version__} has no {PATCHED}, {PATCHED_DUMP} or "
               f"{PATCHED_PARAMS} (or PyYAML has no libyaml); DVC runs as it is: dvc.lock is read and written in pure "
               "Python (same bytes, about 2 s slower a stage)", file=sys.stderr, flush=True)
+
+
+def is_dvc_command(argv: list[str]) -> bool:
+    """Whether this interpreter's command line (``sys.orig_argv``) is the DVC command line: the ``dvc``
+    script, or ``python [options] -m dvc``."""
+    for index, word in enumerate(argv[1:], start=1):
+        if word == "-m":
+            return argv[index + 1:index + 2] == ["dvc"]
+        if not word.startswith("-"):  # the script: `python /venv/bin/dvc ...` (a console script's shebang)
+            return PureWindowsPath(word).name in ("dvc", "dvc.exe")  # splits at `/` and `\\` alike
+    return False
+
+
+def start_with_dvc() -> None:
+    """Install the patches at the start of every ``dvc`` command of an environment that has this project
+    installed, so that the README's plain ``dvc repro`` gets them too: ``language_decoded_repro-dvc.pth``
+    (site-packages; setup.py puts it there) calls this before DVC's first import. ``LDR_FAST_LOCK=0`` leaves
+    DVC as it is (the tests' reference for DVC's own bytes). It never stops DVC: where anything here fails,
+    DVC runs unpatched."""
+    import os
+
+    if os.environ.get("LDR_FAST_LOCK", "1") == "0" or not is_dvc_command(getattr(sys, "orig_argv", [])):
+        return
+    try:
+        _install_or_warn()
+    except Exception as error:  # noqa: BLE001 - a broken speed-up must not break DVC
+        print(f"WARNING: tools.dvc_fast_lock is inactive: {type(error).__name__}: {error}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from dvc.cli import main as dvc_main
+
+    _install_or_warn()
     return dvc_main(sys.argv[1:] if argv is None else argv)
 
 
