@@ -87,7 +87,9 @@ def overlap(first: tuple[float, float], second: tuple[float, float]) -> bool:
     return first[0] < second[1] and second[0] < first[1]
 
 
-def test_runs_independent_stages_at_once_in_dependency_order(project):
+@pytest.mark.parametrize("fork", [True, False], ids=["dvc-forked", "dvc-subprocess"])
+def test_runs_independent_stages_at_once_in_dependency_order(project, fork, monkeypatch):
+    monkeypatch.setattr(repro, "FORK", fork and repro.FORK)  # a fork of this process where it can, else a new one
     assert repro.plan(project).order == ["a", "b", "c", "d", "e"]
     out = io.StringIO()
     assert repro.run(project, jobs=2, out=out) == 0, out.getvalue()
@@ -103,7 +105,7 @@ def test_runs_independent_stages_at_once_in_dependency_order(project):
 
     # the lock is what a plain `dvc repro` writes, byte for byte (tools.dvc_fast_lock reads it in C).
     # Stages enter a new lock in the order they finish, so the plain run starts from this lock's order.
-    plain = project.parent / "plain"
+    plain = project.parent / f"{project.name}-plain"
     subprocess.run(["git", "clone", "-q", str(project), str(plain)], check=True)
     (plain / "dvc.lock").write_text(lock)
     ran = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=plain, check=True, capture_output=True, text=True,
@@ -175,11 +177,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def test_sigterm_is_passed_on_to_the_running_stage(project):
+@pytest.mark.parametrize("fork", ["1", "0"], ids=["dvc-forked", "dvc-subprocess"])
+def test_sigterm_is_passed_on_to_the_running_stage(project, fork):
     (project / "slow.py").write_text(SLOW)
     (project / "dvc.yaml").write_text("stages:\n  slow:\n    cmd: python slow.py\n    deps: [slow.py]\n    outs: [never]\n")
     child = subprocess.Popen([sys.executable, "-m", "tools.repro", "--root", str(project), "--jobs", "1"],
-                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             env={**os.environ, "LDR_REPRO_FORK": fork})
     pid_file = project / "slow.pid"
     deadline = time.monotonic() + 60
     while not pid_file.exists() and time.monotonic() < deadline and child.poll() is None:

@@ -6,6 +6,7 @@ that preloads only what each test names, so a test costs a second, not torch's i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -70,7 +71,6 @@ def run(project, module, *args, stdin="", **extra_env):
 
 
 def test_the_command_sees_its_own_argv_directory_environment_and_streams(project):
-    import json
 
     done = run(project, "echo", "--run", "x y", stdin="some input", SOME_SETTING="42", EXIT_WITH="3")
     assert done.returncode == 3, done.stderr
@@ -85,7 +85,6 @@ def test_the_command_sees_its_own_argv_directory_environment_and_streams(project
 
 
 def test_commands_share_one_warm_interpreter_and_see_code_edits(project):
-    import json
 
     first = json.loads(run(project, "echo").stdout)
     (project[0] / "stages" / "echo.py").write_text(ECHO.replace('"name": __name__', '"name": "edited"'))
@@ -96,7 +95,6 @@ def test_commands_share_one_warm_interpreter_and_see_code_edits(project):
 
 
 def test_off_runs_a_plain_process(project):
-    import json
 
     root, env = project
     done = subprocess.Popen([sys.executable, "-m", "stages.echo"], cwd=root, env={**env, "LDR_WARM": "0"},
@@ -137,6 +135,20 @@ def test_torch_computes_the_same_bits_in_a_fork(project):
     assert warm_run.stdout == plain.stdout
 
 
+def test_the_kept_packages_distributions_is_the_functions_own_answer(project):
+    """The warm interpreter answers it once for all its children (fingerprint.py's resume keys ask for it)."""
+    root, _ = project
+    (root / "stages" / "dists.py").write_text(
+        "import importlib.metadata, json, os\nfirst = importlib.metadata.packages_distributions()\n"
+        "first['torch'].append('edited')  # a caller's edit reaches no other caller\n"
+        "print(json.dumps([os.getppid(), importlib.metadata.packages_distributions()], sort_keys=True))\n")
+    warm_run, plain = run(project, "dists"), run(project, "dists", LDR_WARM="0")
+    assert warm_run.returncode == 0 and plain.returncode == 0, warm_run.stderr + plain.stderr
+    (warm_parent, kept), (plain_parent, computed) = json.loads(warm_run.stdout), json.loads(plain.stdout)
+    assert warm_parent != os.getpid() and plain_parent == os.getpid()  # a warm fork, and a plain process
+    assert kept == computed and "edited" not in kept["torch"]
+
+
 def test_only_a_plain_stage_module_command_is_handed_over():
     assert warm.stage_command(["python", "-m", "stages.train", "--run", "r"]) == ("stages.train", ["--run", "r"])
     assert warm.stage_command(["python", "-u", "-m", "stages.train"]) is None  # an interpreter option
@@ -158,7 +170,6 @@ def test_switch_off():
 
 
 def test_a_folder_others_can_write_is_refused_and_the_stage_runs_plainly(project):
-    import json
 
     root, env = project
     shared = Path(env["TMPDIR"]) / f"ldr-warm-{os.getuid()}"

@@ -24,7 +24,8 @@ this: its workers all inherit one environment (README, "Scaling out").
 
 How: ``dvc status`` says which stages are out of date; those and every stage downstream of them
 are run, each as ``dvc --wait-for-lock repro --single-item <stage>`` once the stages it depends
-on have finished. Among the ready stages the one with the most estimated work still behind it
+on have finished (on Linux in a fork of this process, which has DVC imported already: ForkedDvc;
+``LDR_REPRO_FORK=0`` starts a new interpreter for each instead). Among the ready stages the one with the most estimated work still behind it
 starts first: its own estimate plus the longer of the longest chain after it and all the work after
 it shared by N (``dvc.yaml``'s order breaks ties). A stage that runs torch (it depends on
 ``stages/lib/numerics.py``) counts 12 s, any other 4 s, as measured on the smoke pipeline. So the
@@ -74,6 +75,8 @@ TORCH_MARKER = "stages/lib/numerics.py"
 ESTIMATED_SECONDS = {"torch": 12.0, "plain": 4.0}
 # each stage's DVC output, relative to the repository (logs/ is git-ignored)
 LOG_DIR = Path("logs") / "repro"
+# each stage's DVC in a fork of this process (ForkedDvc) where the platform forks safely (Linux), else a new one
+FORK = sys.platform == "linux" and os.environ.get("LDR_REPRO_FORK", "1") != "0"
 
 
 class UnknownTarget(Exception):
@@ -214,8 +217,90 @@ class Devices:
 
 def command(name: str, work: Plan) -> list[str]:
     """The ``dvc repro`` of one planned stage, through tools.dvc_fast_lock."""
+    return [sys.executable, "-m", "tools.dvc_fast_lock", *dvc_arguments(name, work)]
+
+
+def dvc_arguments(name: str, work: Plan) -> list[str]:
     force = ["--force"] if name in work.forced else []
-    return [sys.executable, "-m", "tools.dvc_fast_lock", "--wait-for-lock", "repro", "--single-item", *force, name]
+    return ["--wait-for-lock", "repro", "--single-item", *force, name]
+
+
+class ForkedDvc:
+    """A stage's ``dvc repro`` in a fork of this process, where :func:`command` would start a new interpreter:
+    plan() has imported DVC and installed tools.dvc_fast_lock here, which a new interpreter spends about 0.7 s
+    of its ~3 s on, for each of 83 stages. The child is what that subprocess would be: its own session (a signal
+    to the group reaches DVC and the stage's command), the environment given, stdin /dev/null, stdout and
+    stderr into the log; its exit status is DVC's. Offers what stop() and _loop() use of subprocess.Popen."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict, log: Path):
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        self.returncode: int | None = None
+        self.pid = os.fork()
+        if self.pid == 0:
+            os._exit(_run_dvc_here(args, cwd, env, log))
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(["dvc", "repro"], timeout)
+            time.sleep(0.05)
+        return self.returncode
+
+
+def _run_dvc_here(args: list[str], cwd: Path, env: dict, log: Path) -> int:
+    """In the forked child: become the DVC command and return its exit status (never return into the loop)."""
+    code = 1
+    try:
+        os.setsid()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        null = os.open(os.devnull, os.O_RDONLY)
+        for target, fd in ((0, null), (1, out), (2, out)):
+            os.dup2(fd, target)
+        os.close(out)
+        os.close(null)
+        # the parent's sys.stdout may be anything (pytest's capture): DVC writes to these fds, as a new process
+        sys.stdin = open(0, encoding="utf-8", closefd=False)
+        sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+        sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
+        import logging
+
+        from dvc import logger
+        from dvc.cli import main as dvc_main
+
+        from tools import dvc_fast_lock
+
+        for name in ("dvc", "dvc_objects", "dvc_data"):  # importing dvc set them up on the parent's streams
+            logging.getLogger(name).handlers.clear()
+        logger.setup()
+
+        dvc_fast_lock._install_or_warn()  # installed by plan() already: this only says so where it could not be
+        code = dvc_main(args)
+    except SystemExit as exited:
+        code = exited.code if isinstance(exited.code, int) else 1
+    except BaseException:  # noqa: BLE001 - printed into the log, as an uncaught exception would be
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+    return code
 
 
 def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), force: bool = False,
@@ -226,6 +311,10 @@ def run(root: Path, jobs: int, out=sys.stdout, targets: Sequence[str] = (), forc
     # the stages' `python -m stages.<stage>` must find this interpreter, as `dvc repro` from the venv would
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // jobs)))
+    if FORK:  # no thread of this process may hold a lock when it forks: tqdm's monitor thread is the one DVC starts
+        import tqdm
+
+        tqdm.tqdm.monitor_interval = 0
     work = plan(root, targets, force)
     gates = [name for name in work.order if name in GATES]
     for gate in gates:
@@ -291,11 +380,14 @@ def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: lis
                 if device is not None:
                     stage_env = {**env, "CUDA_VISIBLE_DEVICES": device}
                 log = logs / (name.replace("/", "_") + ".log")
-                with log.open("w", encoding="utf-8") as handle:
-                    process = subprocess.Popen(  # its own group: a signal reaches DVC and the stage's command
-                        command(name, work), cwd=root, env=stage_env, stdout=handle, stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
+                if FORK:
+                    process = ForkedDvc(dvc_arguments(name, work), root, stage_env, log)
+                else:
+                    with log.open("w", encoding="utf-8") as handle:
+                        process = subprocess.Popen(  # its own group: a signal reaches DVC and the stage's command
+                            command(name, work), cwd=root, env=stage_env, stdout=handle, stderr=subprocess.STDOUT,
+                            start_new_session=True,
+                        )
                 running[name] = (process, log, time.monotonic())
                 print(f"repro: {name} started" + (f" on GPU {device}" if device else ""), file=out, flush=True)
         elif not running:

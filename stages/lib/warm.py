@@ -286,6 +286,7 @@ def serve(path: str | Path) -> int:
             __import__(name)
         except Exception as error:  # noqa: BLE001 - a library that cannot load here is loaded (or not) by the child
             print(f"warm: not preloaded: {name}: {error!r}", file=sys.stderr)
+    _keep_packages_distributions()
     print(f"warm: preloaded in {time.monotonic() - started:.1f} s, pid {os.getpid()}", file=sys.stderr, flush=True)
     os.chdir("/")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -310,6 +311,23 @@ def serve(path: str | Path) -> int:
     finally:
         listener.close()
     return 0
+
+
+def _keep_packages_distributions() -> None:
+    """Answer ``importlib.metadata.packages_distributions()`` once for every child: it parses the METADATA of
+    every installed distribution (about 1 s with ~290 of them), and train's and evaluate's resume keys ask for
+    it (stages/lib/fingerprint.py). What is installed is part of this interpreter's key, so the answer cannot
+    change while it lives; each call gets its own copy, as from the function itself."""
+    import importlib.metadata
+
+    original = importlib.metadata.packages_distributions
+    answer = original()
+
+    def packages_distributions():
+        return {name: list(dists) for name, dists in answer.items()}
+
+    packages_distributions.__doc__ = original.__doc__
+    importlib.metadata.packages_distributions = packages_distributions
 
 
 def _reaped(children: dict[int, socket.socket]):
