@@ -297,6 +297,7 @@ def test_plain_dvc_gets_the_patches_through_the_installed_pth(tmp_path):
     """The README's `dvc repro`, not `python -m tools.dvc_fast_lock`: the .pth setup.py installs starts them."""
     site_packages = [Path(p) for p in sys.path if p.endswith("site-packages")]
     if not any((folder / "language_decoded_repro-dvc.pth").is_file() for folder in site_packages):
+        assert not os.environ.get("CI"), "CI installed the project with `pip install -e .` but no .pth is in site-packages"
         pytest.skip("this environment was not installed with `pip install -e .` (no language_decoded_repro-dvc.pth "
                     "in site-packages), as the README's commands install it")
     dvc = Path(sys.executable).parent / "dvc"
