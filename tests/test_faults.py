@@ -37,7 +37,7 @@ finished work is kept. "Here" means this file.
 | results file with no cells (``{}``) | test_reparse.py::test_a_results_file_with_no_cells_is_an_error |
 | ``reparse --extract``: stdin not UTF-8 | test_reparse.py::test_extract_cli_names_input_that_is_not_utf8 |
 | ``tools.repro`` while another DVC process holds the lock | test_repro.py::test_another_dvc_process_holding_the_lock_is_one_line |
-| a stage command cannot reach a warm interpreter | test_warm.py::test_a_folder_others_can_write_is_refused_and_the_stage_runs_plainly |
+| a stage command cannot reach a warm interpreter | test_warm.py::test_a_folder_others_can_write_is_refused_and_the_stage_runs_plainly, test_warm.py::test_without_waiting_the_first_command_runs_plainly_and_starts_one_for_the_next |
 | the warm interpreter dies while a stage runs in its fork | test_warm.py::test_a_warm_interpreter_that_dies_mid_stage_fails_the_command_and_ends_the_stage |
 | ``tools.repro`` sent SIGTERM: the running stage orphaned | test_repro.py::test_sigterm_is_passed_on_to_the_running_stage |
 | ``transpile --stdin``: ``--lang xx``; 50 MB of input | test_transpile_stage.py::test_stdin_cli_names_an_unknown_language, ::test_stdin_cli_caps_its_input_as_the_stage_does |

@@ -60,7 +60,8 @@ def project(tmp_path):
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", warm.PRELOAD_VARIABLE)}
-    env.update({"TMPDIR": str(scratch), "LDR_WARM": "1", warm.PRELOAD_VARIABLE: "json"})
+    # LDR_WARM_WAIT: the first command waits for the warm interpreter it starts, so that every command runs warm
+    env.update({"TMPDIR": str(scratch), "LDR_WARM": "1", warm.PRELOAD_VARIABLE: "json", warm.WAIT_VARIABLE: "1"})
     return root, env  # its warm interpreter (its own: TMPDIR is part of the key) exits after IDLE_SECONDS
 
 
@@ -92,6 +93,22 @@ def test_commands_share_one_warm_interpreter_and_see_code_edits(project):
     assert first["ppid"] == second["ppid"]  # the same warm interpreter forked both
     assert first["pid"] != second["pid"]
     assert second["name"] == "edited"  # the stage's code is imported afresh in each child
+
+
+def test_without_waiting_the_first_command_runs_plainly_and_starts_one_for_the_next(project):
+    root, env = project
+    env = {**env, warm.WAIT_VARIABLE: "0"}
+    first = run((root, env), "echo")
+    assert first.returncode == 0 and json.loads(first.stdout)["ppid"] == os.getpid()  # a plain process
+    assert "warm interpreter not used (one is starting for the next stage commands)" in first.stderr
+    deadline, later = time.monotonic() + 60, None
+    while time.monotonic() < deadline:  # the warm interpreter it started answers once it has imported PRELOAD
+        later = run((root, env), "echo")
+        if json.loads(later.stdout)["ppid"] != os.getpid():
+            break
+        time.sleep(0.2)
+    assert later.returncode == 0 and json.loads(later.stdout)["ppid"] != os.getpid(), later.stderr  # a warm fork
+    assert "not used" not in later.stderr
 
 
 def test_off_runs_a_plain_process(project):

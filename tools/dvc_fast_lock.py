@@ -1,6 +1,12 @@
 """Run the DVC command line with ``dvc.lock`` read for update by the C YAML parser and written by the C emitter.
 
-    python -m tools.dvc_fast_lock repro --single-item train@<run>   # what tools.repro runs
+    python -m tools.dvc_fast_lock repro --single-item train@<run>   # DVC with the patches below
+    dvc repro                                                       # the same, through the installed .pth
+
+The patches are installed by ``python -m tools.dvc_fast_lock``, by tools.repro (which runs each stage's DVC in
+a fork of itself), and at the start of every ``dvc`` command of an environment where the project is installed:
+setup.py puts ``language_decoded_repro-dvc.pth`` into site-packages, whose one line calls
+:func:`start_with_dvc` (``LDR_FAST_LOCK=0``: DVC as it is).
 
 After every stage DVC rewrites ``dvc.lock``: it reads the whole file with ruamel's round-trip
 parser, which keeps comments and is pure Python, updates the stage's entry and dumps it again.
@@ -413,13 +419,13 @@ def _install_params() -> bool:
     return True
 
 
-def _install_or_warn() -> None:
+def install_or_warn() -> None:
     if not install():
         from dvc import __version__
 
         print(f"WARNING: tools.dvc_fast_lock is inactive: DVC {__version__} has no {PATCHED}, {PATCHED_DUMP} or "
               f"{PATCHED_PARAMS} (or PyYAML has no libyaml); DVC runs as it is: dvc.lock is read and written in pure "
-              "Python (same bytes, about 2 s slower a stage)", file=sys.stderr, flush=True)
+              "Python (same bytes, about 4 s slower a stage)", file=sys.stderr, flush=True)
 
 
 def is_dvc_command(argv: list[str]) -> bool:
@@ -444,7 +450,7 @@ def start_with_dvc() -> None:
     if os.environ.get("LDR_FAST_LOCK", "1") == "0" or not is_dvc_command(getattr(sys, "orig_argv", [])):
         return
     try:
-        _install_or_warn()
+        install_or_warn()
     except Exception as error:  # noqa: BLE001 - a broken speed-up must not break DVC
         print(f"WARNING: tools.dvc_fast_lock is inactive: {type(error).__name__}: {error}", file=sys.stderr)
 
@@ -452,7 +458,7 @@ def start_with_dvc() -> None:
 def main(argv: list[str] | None = None) -> int:
     from dvc.cli import main as dvc_main
 
-    _install_or_warn()
+    install_or_warn()
     return dvc_main(sys.argv[1:] if argv is None else argv)
 
 

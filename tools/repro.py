@@ -25,9 +25,9 @@ this: its workers all inherit one environment (README, "Scaling out").
 How: ``dvc status`` says which stages are out of date; those and every stage downstream of them
 are run, each as ``dvc --wait-for-lock repro --single-item <stage>`` once the stages it depends
 on have finished (on Linux in a fork of this process, which has DVC imported already: ForkedDvc;
-``LDR_REPRO_FORK=0`` starts a new interpreter for each instead). Among the ready stages the one with the most estimated work still behind it
-starts first: its own estimate plus the longer of the longest chain after it and all the work after
-it shared by N (``dvc.yaml``'s order breaks ties). A stage that runs torch (it depends on
+``LDR_REPRO_FORK=0`` starts a new interpreter for each instead). Among the ready stages the one with
+the most estimated work still behind it starts first: its own estimate plus the longer of the longest
+chain after it and all the work after it shared by N (``dvc.yaml``'s order breaks ties). A stage that runs torch (it depends on
 ``stages/lib/numerics.py``) counts 12 s, any other 4 s, as measured on the smoke pipeline. So the
 corpus stages that gate ``base`` and the grid behind it go first, and the LLINK branch fills the
 gaps beside it rather than taking a core while ``base`` waits (first come first run started LLINK
@@ -288,7 +288,7 @@ def _run_dvc_here(args: list[str], cwd: Path, env: dict, log: Path) -> int:
             logging.getLogger(name).handlers.clear()
         logger.setup()
 
-        dvc_fast_lock._install_or_warn()  # installed by plan() already: this only says so where it could not be
+        dvc_fast_lock.install_or_warn()  # installed by plan() already: this only says so where it could not be
         code = dvc_main(args)
     except SystemExit as exited:
         code = exited.code if isinstance(exited.code, int) else 1

@@ -6,7 +6,10 @@ pipeline starts about 40 processes that need them, for a few seconds of work eac
 background process that imports those libraries (``PRELOAD``) once and then, for each stage command,
 forks a child that becomes that command. The stage's own code is imported afresh in every child from the
 stage's working directory (nothing of this repository is kept in the warm process), so an edit to the code
-is seen at the next stage, as in a plain process.
+is seen at the next stage, as in a plain process. The command that finds no warm interpreter ready starts one
+in the background and runs as a plain process itself (saying so in one line), as does any command that comes
+while it is still importing: a stage that needs no torch (the first ones of a build) is not held up by its
+15 s of imports. ``LDR_WARM_WAIT=1`` makes such a command wait for it instead.
 
 What the child sees is what ``python -m stages.<name> ARGS`` would see: the command's argv, working directory,
 environment, umask, and its stdin, stdout and stderr (the file descriptors themselves, passed over a Unix
@@ -47,6 +50,8 @@ from pathlib import Path
 SWITCH = "LDR_WARM"
 # a comma-separated list of modules replaces PRELOAD (part of the key, as every variable is)
 PRELOAD_VARIABLE = "LDR_WARM_PRELOAD"
+# "1": a command that finds no warm interpreter ready waits for one to start, instead of running plainly
+WAIT_VARIABLE = "LDR_WARM_WAIT"
 IDLE_SECONDS = 120.0
 # how long a command waits for a warm interpreter that is still importing before it runs on its own
 START_TIMEOUT_SECONDS = 180.0
@@ -74,7 +79,7 @@ PRELOAD = (
 # what a child imports afresh from its own working directory
 PROJECT_PACKAGES = ("stages", "tools", "benchmarks", "tests")
 # variables that differ between commands without changing any import
-VOLATILE = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES"}
+VOLATILE = {"_", "PWD", "OLDPWD", "SHLVL", "COLUMNS", "LINES", WAIT_VARIABLE}
 VOLATILE_PREFIXES = ("DVC_", "PYTEST_")
 STAGE_MODULE = re.compile(r"stages\.[a-z_0-9]+")
 HEADER = struct.Struct("!I")
@@ -159,7 +164,13 @@ def hand_over() -> None:
 def _start_child(module: str, args: list[str]) -> tuple[socket.socket, int]:
     try:
         path = folder() / key()  # its .log and .lock; the socket has the key as its abstract name
-        conn = _connect(path) or _connect_after_start(path)
+        conn = _connect(path)
+        if conn is None and os.environ.get(WAIT_VARIABLE) == "1":
+            conn = _connect_after_start(path)
+        elif conn is None:  # this command runs plainly; the next ones find the warm interpreter ready
+            if not _held(path.with_suffix(".lock")):
+                _start_server(path)
+            raise Unavailable("one is starting for the next stage commands")
         request = {"module": module, "args": args, "cwd": os.getcwd(), "env": dict(os.environ), "umask": _umask()}
         body = json.dumps(request).encode()
         socket.send_fds(conn, [HEADER.pack(len(body)) + body], [0, 1, 2])
@@ -195,14 +206,32 @@ def _connect(path: Path) -> socket.socket | None:
     return conn
 
 
-def _connect_after_start(path: Path) -> socket.socket:
-    """Start a warm interpreter for this key (a second one started at the same time gives way) and wait for it."""
+def _held(lock: Path) -> bool:
+    """Whether a warm interpreter holds this key's lock: it is importing or serving (serve() takes it first)."""
+    import fcntl
+
+    try:
+        with open(lock, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when closed
+    except OSError:
+        return True
+    return False
+
+
+def _start_server(path: Path) -> subprocess.Popen:
+    """Start a warm interpreter for this key in the background (a second one started at the same time gives way)."""
     log = open(path.with_suffix(".log"), "ab")
     server = subprocess.Popen(
         [sys.executable, "-c", "import sys; from stages.lib.warm import serve; sys.exit(serve(sys.argv[1]))", str(path)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True,
     )
     log.close()
+    return server
+
+
+def _connect_after_start(path: Path) -> socket.socket:
+    """Start a warm interpreter for this key and wait for it (``LDR_WARM_WAIT=1``)."""
+    server = _start_server(path)
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         conn = _connect(path)
