@@ -255,7 +255,8 @@ def test_the_kept_parse_is_used_only_for_the_same_text(undone, tmp_path, monkeyp
     assert (tmp_path / ".dvc" / "tmp" / dvc_fast_lock.CACHE_NAME).is_file()
     dvc_fast_lock._kept.clear()  # as a new process: from .dvc/tmp
     calls = []
-    monkeypatch.setattr(dvc_fast_lock, "_copy", lambda value: calls.append(1) or dvc_fast_lock._plain_copy(value))
+    copy = dvc_fast_lock._copy
+    monkeypatch.setattr(dvc_fast_lock, "_copy", lambda kept: calls.append(1) or copy(kept))
     second = _yaml.parse_yaml(text, path)
     assert second == first and second is not first and calls  # a copy: DVC edits what it reads
     edited = text.replace("echo", "echo 2")

@@ -45,6 +45,7 @@ walk of the whole tree (_install_params).
 from __future__ import annotations
 
 import sys
+from collections import OrderedDict
 from pathlib import Path, PurePath, PureWindowsPath
 
 LOCK_NAME = "dvc.lock"
@@ -133,13 +134,26 @@ def _longest(value) -> int:
 
 
 def _shared(value, seen: set) -> bool:
-    """True where a dict or list occurs twice in ``value`` (ruamel would write an anchor and an alias)."""
-    if type(value) is not dict and type(value) is not list:
+    """True where a dict, OrderedDict or list occurs twice in ``value`` (ruamel would write an anchor and an alias)."""
+    kind = type(value)
+    if kind is not dict and kind is not list and kind is not OrderedDict:
         return False
     if id(value) in seen:
         return True
     seen.add(id(value))
-    return any(_shared(item, seen) for item in (value.values() if type(value) is dict else value))
+    return any(_shared(item, seen) for item in (value if kind is list else value.values()))
+
+
+def _as_dicts(value):
+    """``value`` with each OrderedDict a dict, in order: DVC's dumper writes one as a dict (``_get_yaml``), and
+    DVC's lock entry for a stage is one (``dvc.stage.serialize.to_lockfile``). As a dict, the entry is written
+    by libyaml and kept for the next read, as the parser gives it back; as an OrderedDict, neither was."""
+    kind = type(value)
+    if kind is dict or kind is OrderedDict:
+        return {key: _as_dicts(item) for key, item in value.items()}
+    if kind is list:
+        return [_as_dicts(item) for item in value]
+    return value
 
 
 def _c_dump(data: dict) -> str | None:
@@ -186,12 +200,30 @@ def _text(piece, dvc_dump, c_first: bool = True) -> str:
     return text
 
 
-def _piece(chain: list, value, dvc_dump) -> str:
+# the text of each stage's lock entry as last written, by (stage, repr of its entry): DVC rewrites all of
+# dvc.lock after every stage, and in one `dvc repro` all but one entry are the same as the last time
+_ENTRIES: dict[tuple, str] = {}
+MAX_ENTRIES = 4000
+
+
+def _piece(chain: list, value, dvc_dump, plain: bool = False) -> str:
     """The lines DVC writes for the last key of ``chain`` and its ``value``, nested under the keys before it.
 
     A block mapping's or list's lines do not depend on their siblings (no anchors: see dump_lock), so DVC's
     text for a whole mapping is its keys' pieces one after the other, and a key's is its header line and its
     items'. What libyaml cannot write as DVC does is split down to the list item or scalar that needs it."""
+    depth = len(chain)
+    if plain and depth == 2 and chain[0] == "stages":  # one stage's entry (plain data): the same as last time?
+        memo = (dvc_dump, chain[1], repr(value))  # repr tells plain values apart (types, order, floats) as YAML does
+        if memo not in _ENTRIES:
+            if len(_ENTRIES) >= MAX_ENTRIES:
+                _ENTRIES.clear()
+            _ENTRIES[memo] = _piece_uncached(chain, value, dvc_dump)
+        return _ENTRIES[memo]
+    return _piece_uncached(chain, value, dvc_dump, plain)
+
+
+def _piece_uncached(chain: list, value, dvc_dump, plain: bool = False) -> str:
     depth = len(chain)
     container = type(value) in (dict, list) and value
     # the top level and `stages` are split anyway (no whole-file try), and so is a block whose longest string
@@ -204,7 +236,7 @@ def _piece(chain: list, value, dvc_dump) -> str:
         header = _tail(_text(_wrap(chain, None), dvc_dump), depth - 1)  # `key:` as DVC writes it over a block
         if len(header) <= WIDTH and header.count("\n") == 1 and header.rstrip("\n").endswith(":"):
             if type(value) is dict:
-                return header + "".join(_piece([*chain, key], item, dvc_dump) for key, item in value.items())
+                return header + "".join(_piece([*chain, key], item, dvc_dump, plain) for key, item in value.items())
             return header + "".join(_tail(_text(_wrap(chain, [item]), dvc_dump), depth) for item in value)
     return _tail(_text(_wrap(chain, value), dvc_dump, c_first=False), depth - 1)
 
@@ -214,28 +246,25 @@ def dump_lock(data, stream, dvc_dump) -> None:
     as DVC does (see the module's docstring), ``dvc_dump`` the rest."""
     if type(data) is not dict or not data or _shared(data, set()):  # anchors may span pieces: DVC writes it all
         return dvc_dump(data, stream)
-    text = "".join(_piece([key], value, dvc_dump) for key, value in data.items())
+    data = _as_dicts(data)  # a copy: nothing in it is shared
+    plain = _plain(data, set())  # then each stage's entry is written once per process and the lock kept
+    text = "".join(_piece([key], value, dvc_dump, plain) for key, value in data.items())
     stream.write(text)
-    _remember(getattr(stream, "name", None), text, data)
+    if plain:
+        _remember(getattr(stream, "name", None), text, data)
 
 
 # --- the parsed lock kept between reads and processes ------------------------------------------------------------
 
 CACHE_NAME = "fast-lock.marshal"  # in the workspace's .dvc/tmp, which git and DVC ignore
-_kept: dict = {}  # path -> (sha256 of the text, the parsed lock)
+_kept: dict = {}  # path -> (sha256 of the text, the parsed lock as marshal bytes)
 
 
-def _plain_copy(value):
-    kind = type(value)
-    if kind is dict:
-        return {key: _plain_copy(item) for key, item in value.items()}
-    if kind is list:
-        return [_plain_copy(item) for item in value]
-    return value
+def _copy(kept: bytes):
+    """A new copy of a kept parse (DVC edits what it reads): marshal, in C, about 30 times a Python copy."""
+    import marshal
 
-
-def _copy(value):
-    return _plain_copy(value)
+    return marshal.loads(kept)
 
 
 def _cache_file(path) -> Path | None:
@@ -259,13 +288,13 @@ def _remember(path, text: str, data) -> None:
     import os
 
     digest = _digest(text)
-    _kept[str(path)] = (digest, _copy(data))
+    _kept[str(path)] = (digest, marshal.dumps(data))
     cache = _cache_file(path)
     if cache is None:
         return
     partial = cache.with_name(f"{CACHE_NAME}.{os.getpid()}")
     try:
-        partial.write_bytes(marshal.dumps((digest, data)))
+        partial.write_bytes(marshal.dumps((digest, _kept[str(path)][1])))
         os.replace(partial, cache)  # whole or not at all, for a stage running beside this one
     except (OSError, ValueError):
         partial.unlink(missing_ok=True)
@@ -283,10 +312,14 @@ def _recall(path, text: str):
             kept = marshal.loads(cache.read_bytes()) if cache is not None else None
         except (OSError, ValueError, EOFError, TypeError):
             kept = None
-        if not (type(kept) is tuple and len(kept) == 2 and kept[0] == digest and type(kept[1]) is dict):
+        if not (type(kept) is tuple and len(kept) == 2 and kept[0] == digest and type(kept[1]) is bytes):
             return None
         _kept[str(path)] = kept
-    return _copy(kept[1])
+    try:
+        return _copy(kept[1])
+    except (ValueError, EOFError, TypeError):  # a damaged cache file: parsed again
+        _kept.pop(str(path), None)
+        return None
 
 
 def _install_parse(_yaml) -> None:
