@@ -312,3 +312,44 @@ def test_plain_dvc_gets_the_patches_through_the_installed_pth(tmp_path):
     assert (patched / ".dvc" / "tmp" / dvc_fast_lock.CACHE_NAME).is_file()
     assert not (unpatched / ".dvc" / "tmp" / dvc_fast_lock.CACHE_NAME).exists()
     assert (patched / "dvc.lock").read_bytes() == (unpatched / "dvc.lock").read_bytes()  # and the same bytes
+
+
+def test_an_ordered_entry_is_written_as_dvc_writes_it_and_kept_for_the_next_read(undone, tmp_path):
+    """DVC's entry for the stage it ran is an OrderedDict, which its dumper writes as a dict."""
+    from collections import OrderedDict
+
+    lock = {"schema": "2.0", "stages": {"a": OrderedDict(cmd="echo a", outs=[OrderedDict(path="o", hash="md5")])}}
+    assert fast_text(lock) == dvc_text(lock)
+    (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
+    assert dvc_fast_lock.install()
+    out = io.StringIO()
+    out.name = str(tmp_path / "dvc.lock")
+    _yaml._dump(lock, out)
+    dvc_fast_lock._kept.clear()  # as the next process: from .dvc/tmp
+    assert dvc_fast_lock._recall(out.name, out.getvalue()) == {"schema": "2.0", "stages": {"a": {
+        "cmd": "echo a", "outs": [{"path": "o", "hash": "md5"}]}}}
+
+
+def test_prepared_entries_leave_a_dump_only_the_changed_entry_to_write(undone, tmp_path, monkeypatch):
+    """What tools.repro does before it forks a stage's DVC: that DVC writes one entry, the rest are known."""
+    lock = {"schema": "2.0", "stages": {f"s{i}": {"cmd": f"python make.py {i}", "deps": [
+        {"path": f"in/{i}", "hash": "md5", "md5": f"{i:032x}", "size": i}], "outs": [
+        {"path": f"out/{i}-" + "x" * 90, "hash": "md5", "md5": f"{i:032x}", "size": i}]} for i in range(5)}}
+    (tmp_path / "dvc.lock").write_text(dvc_text(lock), encoding="utf-8")  # the long paths: DVC's dumper folds them
+    assert dvc_fast_lock.install()
+    dvc_fast_lock._ENTRIES.clear()
+    dvc_fast_lock.prepare_entries(tmp_path / "dvc.lock")
+    written = []
+    uncached = dvc_fast_lock._piece_uncached
+    monkeypatch.setattr(dvc_fast_lock, "_piece_uncached", lambda chain, *rest: written.append(chain) or uncached(chain, *rest))
+    lock["stages"]["s3"]["cmd"] = "python make.py 3 --again"
+    out = io.StringIO()
+    dvc_fast_lock.dump_lock(lock, out, _yaml._dump.dvc_dump)
+    assert [chain for chain in written if len(chain) == 2] == [["stages", "s3"]]
+    assert out.getvalue() == _dvc_bytes(lock)
+
+
+def _dvc_bytes(data) -> str:
+    out = io.StringIO()
+    _yaml._dump.dvc_dump(data, out)  # DVC's own dumper, kept by the installed patch
+    return out.getvalue()

@@ -387,8 +387,31 @@ def _install_dump(_yaml) -> bool:
         return original(data, stream, *args, **kwargs)
 
     _dump.fast_lock = True
+    _dump.dvc_dump = original
     _yaml._dump = _dump
     return True
+
+
+def prepare_entries(path: Path) -> None:
+    """Put the text of each stage's entry of the lock at ``path`` into this process's memo, writing nothing.
+
+    tools.repro forks each stage's DVC from one process: called there before each fork, it leaves the child's
+    dump of the lock only the entry that child changed to write (the rest were written by other children).
+    Costs a kept parse and one memoised dump; does nothing where the patches are not installed."""
+    import io
+
+    from dvc.utils.serialize import _yaml
+
+    dvc_dump = getattr(_yaml._dump, "dvc_dump", None)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return
+    if dvc_dump is None or not text:
+        return
+    data = _yaml.parse_yaml(text, str(path))
+    if type(data) is dict:
+        dump_lock(data, io.StringIO(), dvc_dump)  # a stream with no name: nothing kept for the next read
 
 
 def _param(config, key_path: str):

@@ -364,6 +364,8 @@ def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: lis
           failed: list, out, devices: Devices | None = None) -> None:
     """Start ready stages, up to ``jobs`` at once (a torch stage also needs a free device group under
     ``--gpus``), until all have run or one failed and the rest finished."""
+    from tools import dvc_fast_lock
+
     devices = devices or Devices(None)
     priority = work.priorities(jobs)
     listed = {name: index for index, name in enumerate(work.order)}
@@ -381,6 +383,7 @@ def _loop(root: Path, jobs: int, work: Plan, env: dict, logs: Path, pending: lis
                     stage_env = {**env, "CUDA_VISIBLE_DEVICES": device}
                 log = logs / (name.replace("/", "_") + ".log")
                 if FORK:
+                    dvc_fast_lock.prepare_entries(root / "dvc.lock")  # the child then writes only its own entry
                     process = ForkedDvc(dvc_arguments(name, work), root, stage_env, log)
                 else:
                     with log.open("w", encoding="utf-8") as handle:
