@@ -251,7 +251,7 @@ def dump_lock(data, stream, dvc_dump) -> None:
     text = "".join(_piece([key], value, dvc_dump, plain) for key, value in data.items())
     stream.write(text)
     if plain:
-        _remember(getattr(stream, "name", None), text, data)
+        _remember(getattr(stream, "name", None), text, data, plain=True)
 
 
 # --- the parsed lock kept between reads and processes ------------------------------------------------------------
@@ -278,11 +278,11 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _remember(path, text: str, data) -> None:
+def _remember(path, text: str, data, plain: bool = False) -> None:
     """Keep ``data`` as the parse of ``text``, here and in .dvc/tmp for the next process (tools.repro runs each
     stage as one). Only plain data (dict, list, str, int, float, bool, None; nothing shared), whose parse is
     itself: what DVC's safe parser returns for a lock, and what dump_lock writes, whose bytes parse back to it."""
-    if path is None or type(data) is not dict or not _plain(data, set()):
+    if path is None or type(data) is not dict or not (plain or _plain(data, set())):
         return
     import marshal
     import os
