@@ -6,7 +6,7 @@ Clones the repository's HEAD into a temporary folder (so uncommitted edits are n
 measured), runs `dvc repro` there with this interpreter's environment (with ``--jobs N`` above
 1, ``python -m tools.repro --jobs N`` instead: N stages at a time), then runs `dvc repro` a
 second time, and prints both wall times with the machine's core count against the goals
-(a clean smoke repro <= 5 min, a no-op repro <= 5 s). Nothing is written to the repository.
+(a clean smoke repro <= 5 min with ``--jobs 2``, <= 10 min as plain ``dvc repro``; a no-op repro <= 5 s). Nothing is written to the repository.
 ``--target`` reproduces only those stages and their upstream (a quick check; the goals are
 for the whole pipeline). The last line, ``RESULT {json}``, is for ``benchmarks/run_all.py``.
 """
@@ -23,7 +23,14 @@ import tempfile
 import time
 from pathlib import Path
 
+# issue 18: a clean build in 5 min two stages at a time (tools.repro --jobs 2), in 10 min with plain `dvc repro`
+# (the README's main command, one stage at a time); a no-op in 5 s
 GOALS = {"smoke dvc repro, clean clone": 300.0, "no-op dvc repro": 5.0}
+PLAIN_CLEAN_GOAL = 600.0
+
+
+def goal(name: str, jobs: int) -> float:
+    return PLAIN_CLEAN_GOAL if jobs == 1 and name == "smoke dvc repro, clean clone" else GOALS[name]
 
 
 def timed(cmd: list[str], cwd: Path, env: dict) -> float:
@@ -63,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cores: {os.cpu_count()}; clean run: {'dvc repro' if args.jobs == 1 else f'tools.repro --jobs {args.jobs}'}")
     print(f"{'measure':<32} {'seconds':>9} {'goal':>8}  met")
     for name, seconds in figures.items():
-        goal = GOALS[name]
-        print(f"{name:<32} {seconds:>9.1f} {goal:>8.0f}  {'yes' if seconds <= goal else 'NO'}")
+        limit = goal(name, args.jobs)
+        print(f"{name:<32} {seconds:>9.1f} {limit:>8.0f}  {'yes' if seconds <= limit else 'NO'}")
     result = {"repro_s": figures["smoke dvc repro, clean clone"], "noop_s": figures["no-op dvc repro"],
               "targets": args.target, "jobs": args.jobs, "cores": os.cpu_count(), "clone": str(clone) if args.keep else None}
     print("RESULT " + json.dumps(result))

@@ -8,7 +8,7 @@ Runs each script of this folder as a subprocess with this interpreter, from the 
 and reads the ``RESULT {json}`` line each prints last (their human output is echoed as it comes):
 
 - ``pipeline_speed.py``: the smoke pipeline in a clean clone of HEAD (<= 5 min), with ``--jobs`` stages at
-  a time (default: the core count, through ``python -m tools.repro``; ``--jobs 1``: plain ``dvc repro``),
+  a time (default: the core count, through ``python -m tools.repro``; ``--jobs 1``: plain ``dvc repro``, <= 10 min),
   then the no-op ``dvc repro`` (<= 5 s);
 - ``transpile_speed.py --goal-only``: 5,000 real files, 2 workers, round trip verified (<= 10 s);
 - ``report_speed.py``: reparse + report over a synthetic corpus of the published size (<= 60 s);
@@ -80,9 +80,10 @@ def pipeline_rows(quick: bool, jobs: int, failures: list[str]) -> tuple[list[Row
         return [Row("smoke dvc repro, clean clone" + label, "failed", "<= 5 min", "-"),
                 Row("no-op dvc repro" + label, "failed", "<= 5 s", "-")], Path(kept[0]) if kept else None
     note = "n/a (quick)" if quick else None
+    minutes = 10 if jobs == 1 and not quick else 5  # issue 18: plain `dvc repro` 10 min, two at a time 5 min
     rows = [
-        Row("smoke dvc repro, clean clone" + label, f"{result['repro_s']:.1f} s", "<= 5 min",
-            judged(result["repro_s"], 300, True, note)),
+        Row("smoke dvc repro, clean clone" + label, f"{result['repro_s']:.1f} s", f"<= {minutes} min",
+            judged(result["repro_s"], 60 * minutes, True, note)),
         Row("no-op dvc repro" + (label if quick else ""), f"{result['noop_s']:.1f} s", "<= 5 s",
             judged(result["noop_s"], 5, True, note)),
     ]
