@@ -72,7 +72,6 @@ def run(project, module, *args, stdin="", **extra_env):
 
 
 def test_the_command_sees_its_own_argv_directory_environment_and_streams(project):
-
     done = run(project, "echo", "--run", "x y", stdin="some input", SOME_SETTING="42", EXIT_WITH="3")
     assert done.returncode == 3, done.stderr
     seen = json.loads(done.stdout)
@@ -86,7 +85,6 @@ def test_the_command_sees_its_own_argv_directory_environment_and_streams(project
 
 
 def test_commands_share_one_warm_interpreter_and_see_code_edits(project):
-
     first = json.loads(run(project, "echo").stdout)
     (project[0] / "stages" / "echo.py").write_text(ECHO.replace('"name": __name__', '"name": "edited"'))
     second = json.loads(run(project, "echo").stdout)
@@ -112,7 +110,6 @@ def test_without_waiting_the_first_command_runs_plainly_and_starts_one_for_the_n
 
 
 def test_off_runs_a_plain_process(project):
-
     root, env = project
     done = subprocess.Popen([sys.executable, "-m", "stages.echo"], cwd=root, env={**env, "LDR_WARM": "0"},
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
@@ -187,7 +184,6 @@ def test_switch_off():
 
 
 def test_a_folder_others_can_write_is_refused_and_the_stage_runs_plainly(project):
-
     root, env = project
     shared = Path(env["TMPDIR"]) / f"ldr-warm-{os.getuid()}"
     shared.mkdir(exist_ok=True)

@@ -53,7 +53,7 @@ PRELOAD_VARIABLE = "LDR_WARM_PRELOAD"
 # "1": a command that finds no warm interpreter ready waits for one to start, instead of running plainly
 WAIT_VARIABLE = "LDR_WARM_WAIT"
 IDLE_SECONDS = 120.0
-# how long a command waits for a warm interpreter that is still importing before it runs on its own
+# with LDR_WARM_WAIT=1: how long a command waits for the warm interpreter it started before it runs on its own
 START_TIMEOUT_SECONDS = 180.0
 # imported once by the warm interpreter: what the stages import, slowest first (a module missing here
 # is imported by the child itself: slower, never wrong)
