@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from machine import describe
+
 # issue 18: a clean build in 5 min two stages at a time (tools.repro --jobs 2), in 10 min with plain `dvc repro`
 # (the README's main command, one stage at a time); a no-op in 5 s
 GOALS = {"smoke dvc repro, clean clone": 300.0, "no-op dvc repro": 5.0}
@@ -67,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(folder, ignore_errors=True)
 
-    print(f"cores: {os.cpu_count()}; clean run: {'dvc repro' if args.jobs == 1 else f'tools.repro --jobs {args.jobs}'}")
+    print(f"machine: {describe()}; clean run: {'dvc repro' if args.jobs == 1 else f'tools.repro --jobs {args.jobs}'}")
     print(f"{'measure':<32} {'seconds':>9} {'goal':>8}  met")
     for name, seconds in figures.items():
         limit = goal(name, args.jobs)
         print(f"{name:<32} {seconds:>9.1f} {limit:>8.0f}  {'yes' if seconds <= limit else 'NO'}")
     result = {"repro_s": figures["smoke dvc repro, clean clone"], "noop_s": figures["no-op dvc repro"],
-              "targets": args.target, "jobs": args.jobs, "cores": os.cpu_count(), "clone": str(clone) if args.keep else None}
+              "targets": args.target, "jobs": args.jobs, "cores": os.cpu_count(), "machine": describe(), "clone": str(clone) if args.keep else None}
     print("RESULT " + json.dumps(result))
     return 0
 

@@ -32,6 +32,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine import describe
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BENCHMARKS = ("pipeline", "transpile", "report", "eval")
@@ -133,7 +135,7 @@ def eval_row(quick: bool, clone: Path | None, failures: list[str]) -> Row:
 
 
 def print_table(rows: list[Row], quick: bool) -> None:
-    print(f"\ncores: {os.cpu_count()}; mode: {'QUICK (scaled down, not the goals)' if quick else 'full size'}")
+    print(f"\nmachine: {describe()}; mode: {'QUICK (scaled down, not the goals)' if quick else 'full size'}")
     headers = ("what", "figure", "goal", "met?")
     cells = [headers] + [(r.what, r.figure, r.goal, r.met) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(4)]

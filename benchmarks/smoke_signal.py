@@ -37,7 +37,7 @@ from typing import Iterable, Mapping, Sequence
 
 import yaml
 
-BASELINE = "baseline"
+from stages.lib.paths import BASELINE  # the session that scores the base model, as the pipeline names it
 DOMINANT_SHARE = 0.90  # one answer on >= 90% of an entry's rows
 MAX_DOMINATED = 0.20
 MIN_STRICT_NE_REFINED = 0.25
