@@ -31,6 +31,7 @@ report's discovery), where the original takes the folder's; the same on every pu
 
 from __future__ import annotations
 
+import functools
 import re
 import statistics
 from collections import Counter
@@ -110,18 +111,6 @@ def _gold_and_raw(cell: pd.DataFrame):
     return zip(cell["gold"].tolist(), cell["raw_output"].tolist())
 
 
-def _memo(rule):
-    """``rule`` remembered per raw output: the rules are pure, and a model repeats its answers across ~10^6 rows."""
-    seen = {}
-
-    def remembered(raw: str):
-        got = seen.get(raw, seen)
-        if got is seen:
-            got = seen[raw] = rule(raw)
-        return got
-    return remembered
-
-
 def _xnli_tier_and_frame(raw: str) -> tuple:
     """The refined label, its tier, and whether a Tier 2 match sits in a CJK frame."""
     pred, tier = extractors.xnli_refined_tier(raw)
@@ -137,7 +126,7 @@ def _head(key: tuple, benchmark: str) -> dict:
 def xnli_label_distributions(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (XNLI cell, gold label): refined predictions, how each was matched, and Tier 2's entailment/CJK share."""
     out = []
-    refined = _memo(_xnli_tier_and_frame)
+    refined = functools.cache(_xnli_tier_and_frame)  # per raw output, for this call: the rules are pure
     for key, cell in _cells(rows, "xnli", XNLI_BIAS_CONDITIONS):
         preds = {g: Counter() for g in XNLI_LABELS}
         tiers = {g: Counter() for g in XNLI_LABELS}
@@ -164,7 +153,7 @@ def xnli_label_distributions(rows: pd.DataFrame) -> pd.DataFrame:
 def sib200_category_accuracy(rows: pd.DataFrame) -> pd.DataFrame:
     """Per (SIB-200 cell, gold category): the refined predicted categories (None as ``pred_none``)."""
     out = []
-    refined = _memo(extractors.sib200_refined)
+    refined = functools.cache(extractors.sib200_refined)  # per raw output, for this call
     for key, cell in _cells(rows, "sib200", SIB200_BREAKDOWN_CONDITIONS):
         preds = {g: Counter() for g in SIB200_CATEGORIES}
         for gold, raw in _gold_and_raw(cell):
@@ -191,7 +180,7 @@ def _share(part: int, whole: int) -> float:
 def correct_via_constant(rows: pd.DataFrame) -> pd.DataFrame:
     """Per SIB-200 cell: the most common refined category and first raw line, and how many correct rows they are."""
     out = []
-    refined = _memo(lambda raw: (extractors.sib200_refined(raw), raw_answer(raw)))
+    refined = functools.cache(lambda raw: (extractors.sib200_refined(raw), raw_answer(raw)))  # for this call
     for key, cell in _cells(rows, "sib200"):
         n = len(cell)
         preds, raws, hits = Counter(), Counter(), []
